@@ -1,0 +1,49 @@
+package durable
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jetflow-dev/jetflow/pkg/history"
+)
+
+// ErrTimeout is returned by Await on an event wait whose timeout expired first.
+var ErrTimeout = errors.New("timed out")
+
+// ErrNonDeterminism fails an instance whose orchestrator code no longer matches its history.
+var ErrNonDeterminism = errors.New("non-deterministic orchestrator")
+
+// ErrNotRegistered fails an instance whose orchestrator name is not registered on the worker.
+var ErrNotRegistered = errors.New("not registered")
+
+// DecodeError reports JSON that could not be decoded into the caller's type: an event's data, an
+// activity's result, or an orchestration's input.
+type DecodeError struct {
+	What string // e.g. `event "Approval"`
+	Err  error
+}
+
+func (e *DecodeError) Error() string { return fmt.Sprintf("decoding %s: %v", e.What, e.Err) }
+
+// Unwrap returns the JSON error.
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// TaskFailedError is returned by Await on an activity or sub-orchestration that failed.
+type TaskFailedError struct {
+	Kind    string // "activity" or "sub-orchestration"
+	Name    string
+	TaskID  int
+	Failure *history.Failure
+}
+
+func (e *TaskFailedError) Error() string {
+	return fmt.Sprintf("%s %q (task %d) failed: %s", e.Kind, e.Name, e.TaskID, e.Failure.Message)
+}
+
+// Unwrap returns the failure details.
+func (e *TaskFailedError) Unwrap() error { return e.Failure }
+
+// nonDeterminism builds an ErrNonDeterminism with a message that says what differed.
+func nonDeterminism(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrNonDeterminism, fmt.Sprintf(format, args...))
+}

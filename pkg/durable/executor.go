@@ -1,0 +1,620 @@
+package durable
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"runtime/debug"
+
+	"github.com/rs/zerolog"
+
+	"github.com/jetflow-dev/jetflow/pkg/history"
+)
+
+// ActionKind says what a new task asks the engine to do.
+type ActionKind string
+
+// The action kinds.
+const (
+	ActionActivity         ActionKind = "activity"
+	ActionTimer            ActionKind = "timer"
+	ActionSubOrchestration ActionKind = "subOrchestration"
+)
+
+// Action is a task the orchestrator scheduled in this turn, for the engine to publish after the
+// turn is committed.
+type Action struct {
+	Kind       ActionKind      `json:"kind"`
+	TaskID     int             `json:"taskId"`
+	Name       string          `json:"name,omitempty"`
+	Input      json.RawMessage `json:"input,omitempty"`
+	FireAt     time.Time       `json:"fireAt,omitzero"`
+	InstanceID string          `json:"instanceId,omitempty"` // sub-orchestrations
+}
+
+// Waiting lists what an instance waits for, for its status.
+type Waiting struct {
+	Events            []string    `json:"events,omitempty"`
+	Timers            []time.Time `json:"timers,omitempty"`
+	Activities        []string    `json:"activities,omitempty"`
+	SubOrchestrations []string    `json:"subOrchestrations,omitempty"`
+}
+
+// IsEmpty reports whether nothing is awaited.
+func (w Waiting) IsEmpty() bool {
+	return len(w.Events)+len(w.Timers)+len(w.Activities)+len(w.SubOrchestrations) == 0
+}
+
+// ContinueAsNew is the request of an orchestrator that called ContinueAsNew: the engine starts
+// the next generation with Input, followed by the CarryOver events.
+type ContinueAsNew struct {
+	Input     json.RawMessage
+	CarryOver []history.Event
+}
+
+// TurnResult is the outcome of one turn: what to append to the history, what to publish, and the
+// instance's state afterwards.
+type TurnResult struct {
+	Events        []history.Event
+	Actions       []Action
+	Status        history.RuntimeStatus
+	Output        json.RawMessage
+	Failure       *history.Failure
+	CustomStatus  json.RawMessage
+	Waiting       Waiting
+	ContinueAsNew *ContinueAsNew
+}
+
+// Executor holds one generation of one instance in memory: the orchestrator, parked in its own
+// goroutine at the Await it is blocked on, and the state of its tasks. Replay feeds it the
+// history; Execute feeds it new events and returns the turn's result. Only one goroutine at a time
+// runs: either the caller of Replay/Execute or the orchestrator, handing over through channels.
+//
+// An Executor does no I/O and never reads the clock: a turn's time comes from its
+// OrchestratorStarted event.
+type Executor struct {
+	reg        *Registry
+	log        zerolog.Logger
+	instanceID string
+	name       string
+	gen        uint64
+	input      json.RawMessage
+	ctx        *OrchestrationContext
+
+	// The orchestrator's goroutine.
+	resume   chan bool // true: run on; false: exit
+	yield    chan struct{}
+	started  bool
+	finished bool
+	awaiting *Task
+	output   json.RawMessage
+	failure  *history.Failure
+
+	now         time.Time
+	replaying   bool
+	err         error // non-determinism found during replay
+	nextTaskID  int
+	uuidCounter int
+	tasks       map[int]*Task
+	unconfirmed []*Task // scheduled by code, not yet recorded in the history
+	waiters     map[string][]*Task
+	buffered    []history.Event // raised events nobody waited for yet, in arrival order
+	suspended   bool
+	held        []history.Event // events that arrived while suspended
+	eventIDs    map[string]struct{}
+
+	customStatus  json.RawMessage
+	continueAsNew *continueAsNew
+	carryOver     []history.Event
+	terminated    bool
+	termReason    string
+	recordedEnd   bool // the history holds this generation's end
+	newEvents     []history.Event
+}
+
+// NewExecutor returns an executor for instanceID; it starts when Replay or Execute sees an
+// ExecutionStarted event.
+func NewExecutor(reg *Registry, instanceID string, log zerolog.Logger) *Executor {
+	e := &Executor{
+		reg:        reg,
+		log:        log,
+		instanceID: instanceID,
+		tasks:      map[int]*Task{},
+		waiters:    map[string][]*Task{},
+		eventIDs:   map[string]struct{}{},
+	}
+	e.ctx = &OrchestrationContext{e: e}
+	return e
+}
+
+// Replay applies past events. It returns an error wrapping ErrNonDeterminism if the orchestrator
+// code no longer matches them; the next Execute then fails the instance with that error.
+func Replay(reg *Registry, instanceID string, log zerolog.Logger, past []history.Event) (*Executor, error) {
+	e := NewExecutor(reg, instanceID, log)
+	return e, e.Replay(past)
+}
+
+// Replay applies past events, which must start with this generation's first turn.
+func (e *Executor) Replay(past []history.Event) error {
+	e.replaying = true
+	defer func() { e.replaying = false }()
+	for _, ev := range past {
+		if e.err != nil {
+			break
+		}
+		e.apply(ev)
+	}
+	if e.err == nil {
+		e.checkTurnRecorded()
+	}
+	return e.err
+}
+
+// Generation returns the generation the executor runs (set by ExecutionStarted).
+func (e *Executor) Generation() uint64 { return e.gen }
+
+// Done reports whether this generation has ended: completed, failed, terminated or continued as new.
+func (e *Executor) Done() bool { return e.finished || e.terminated || e.err != nil }
+
+// Execute runs one turn at time now: it applies events and returns what to record and publish.
+// Events that change nothing (a duplicate result, an event ID seen before, anything after the end)
+// are left out of the result's Events.
+func (e *Executor) Execute(now time.Time, events []history.Event) *TurnResult {
+	e.newEvents = nil
+	e.record(history.NewOrchestratorStarted(now))
+	for i, ev := range events {
+		if e.Done() {
+			if e.continueAsNew != nil && !e.continueAsNew.discard {
+				e.carry(events[i:])
+			}
+			break
+		}
+		e.record(ev)
+	}
+	return e.endTurn(now)
+}
+
+// Close ends the orchestrator's goroutine if it is parked. Call it when discarding an executor.
+func (e *Executor) Close() {
+	if e.started && !e.finished {
+		e.resume <- false
+		<-e.yield
+		e.finished = true
+	}
+}
+
+func (e *Executor) record(ev history.Event) {
+	if e.apply(ev) {
+		e.newEvents = append(e.newEvents, ev)
+	}
+}
+
+func (e *Executor) endTurn(now time.Time) *TurnResult {
+	res := &TurnResult{}
+	switch {
+	case e.err != nil:
+		res.Status = history.StatusFailed
+		res.Failure = &history.Failure{Type: "NonDeterminism", Message: e.err.Error()}
+		e.newEvents = append(e.newEvents, history.NewExecutionCompleted(now, res.Status, nil, res.Failure))
+	case e.terminated:
+		res.Status = history.StatusTerminated
+		res.Output, _ = json.Marshal(e.termReason)
+	case e.finished && e.continueAsNew != nil:
+		res.Status = history.StatusContinuedAsNew
+		if !e.continueAsNew.discard {
+			e.carry(e.buffered)
+			e.carry(e.held)
+		}
+		res.ContinueAsNew = &ContinueAsNew{Input: e.continueAsNew.input, CarryOver: e.carryOver}
+		e.newEvents = append(e.newEvents, history.NewContinuedAsNew(now, e.continueAsNew.input))
+	case e.finished && e.failure != nil:
+		res.Status, res.Failure = history.StatusFailed, e.failure
+		e.newEvents = append(e.newEvents, history.NewExecutionCompleted(now, res.Status, nil, e.failure))
+	case e.finished:
+		res.Status, res.Output = history.StatusCompleted, e.output
+		e.newEvents = append(e.newEvents, history.NewExecutionCompleted(now, res.Status, e.output, nil))
+	case e.suspended:
+		res.Status = history.StatusSuspended
+	default:
+		res.Status = history.StatusRunning
+	}
+	if e.Done() {
+		e.recordedEnd = true
+	}
+	for _, t := range e.unconfirmed {
+		res.Actions = append(res.Actions, t.action())
+		e.newEvents = append(e.newEvents, t.scheduledEvent(now))
+	}
+	e.unconfirmed = nil
+	res.Events = e.newEvents
+	e.newEvents = nil
+	res.CustomStatus = e.customStatus
+	res.Waiting = e.waiting()
+	return res
+}
+
+// carry keeps the raised events among evs for the next generation.
+func (e *Executor) carry(evs []history.Event) {
+	for _, ev := range evs {
+		if ev.Type == history.EventRaised {
+			e.carryOver = append(e.carryOver, ev)
+		}
+	}
+}
+
+// apply applies one event and reports whether it changed anything (and so belongs in the history).
+func (e *Executor) apply(ev history.Event) bool {
+	switch ev.Type {
+	case history.OrchestratorStarted:
+		if e.replaying && e.started {
+			e.checkTurnRecorded()
+		}
+		e.now = ev.Timestamp
+		return true
+	case history.ExecutionCompleted, history.ContinuedAsNew:
+		e.recordedEnd = true
+		return true
+	}
+	if e.Done() {
+		return false
+	}
+	switch ev.Type {
+	case history.ExecutionStarted:
+		if e.started {
+			return false
+		}
+		e.start(ev)
+		return true
+	case history.TaskScheduled, history.TimerCreated, history.SubOrchestrationInstanceCreated:
+		e.confirm(ev)
+		return true
+	case history.TaskCompleted, history.TaskFailed, history.TimerFired,
+		history.SubOrchestrationInstanceCompleted, history.SubOrchestrationInstanceFailed:
+		t := e.tasks[ev.TaskID]
+		if t == nil || t.done || t.kind != kindFor(ev.Type) || e.isHeld(ev) {
+			return false
+		}
+		if e.suspended {
+			e.held = append(e.held, ev)
+			return true
+		}
+		e.completeTask(t, ev)
+		e.run()
+		return true
+	case history.EventRaised:
+		if ev.EventID != "" {
+			if _, seen := e.eventIDs[ev.EventID]; seen {
+				return false
+			}
+			e.eventIDs[ev.EventID] = struct{}{}
+		}
+		if e.suspended {
+			e.held = append(e.held, ev)
+			return true
+		}
+		e.deliver(ev)
+		e.run()
+		return true
+	case history.ExecutionSuspended:
+		if e.suspended {
+			return false
+		}
+		e.suspended = true
+		return true
+	case history.ExecutionResumed:
+		if !e.suspended {
+			return false
+		}
+		e.suspended = false
+		held := e.held
+		e.held = nil
+		for _, h := range held {
+			if e.Done() {
+				break
+			}
+			if h.Type == history.EventRaised {
+				e.deliver(h)
+			} else {
+				e.completeTask(e.tasks[h.TaskID], h)
+			}
+			e.run()
+		}
+		return true
+	case history.ExecutionTerminated:
+		e.terminated, e.termReason = true, ev.Reason
+		e.Close()
+		return true
+	}
+	return false
+}
+
+func (e *Executor) isHeld(ev history.Event) bool {
+	for _, h := range e.held {
+		if h.Type == ev.Type && h.TaskID == ev.TaskID {
+			return true
+		}
+	}
+	return false
+}
+
+func kindFor(t history.EventType) taskKind {
+	switch t {
+	case history.TaskCompleted, history.TaskFailed, history.TaskScheduled:
+		return kindActivity
+	case history.TimerFired, history.TimerCreated:
+		return kindTimer
+	}
+	return kindSubOrchestration
+}
+
+func (e *Executor) completeTask(t *Task, ev history.Event) {
+	switch ev.Type {
+	case history.TaskFailed, history.SubOrchestrationInstanceFailed:
+		failure := ev.Failure
+		if failure == nil {
+			failure = &history.Failure{Message: "unknown failure"}
+		}
+		t.complete(nil, &TaskFailedError{Kind: t.kind.String(), Name: t.name, TaskID: t.id, Failure: failure})
+	default:
+		t.complete(ev.Result, nil)
+	}
+}
+
+// start begins the orchestrator's goroutine and runs it until it first blocks.
+func (e *Executor) start(ev history.Event) {
+	e.started = true
+	e.name, e.input, e.gen = ev.Name, ev.Input, ev.Generation
+	e.log = e.log.With().Str("orchestrator", ev.Name).Logger()
+	fn, ok := e.reg.Orchestrator(ev.Name)
+	if !ok {
+		e.finished = true
+		e.failure = &history.Failure{Type: "NotRegistered", Message: fmt.Sprintf("orchestrator %q: %v on this worker", ev.Name, ErrNotRegistered)}
+		return
+	}
+	e.resume = make(chan bool)
+	e.yield = make(chan struct{})
+	go e.body(fn)
+	e.step()
+}
+
+func (e *Executor) body(fn OrchestratorFunc) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.failure = &history.Failure{Type: "Panic", Message: fmt.Sprint(r), Stack: stack()}
+		}
+		e.finished = true
+		e.yield <- struct{}{}
+	}()
+	if !<-e.resume {
+		return
+	}
+	out, err := fn(e.ctx)
+	switch {
+	case e.continueAsNew != nil:
+	case err != nil:
+		e.failure = &history.Failure{Type: errorType(err), Message: err.Error()}
+	default:
+		b, merr := json.Marshal(out)
+		if merr != nil {
+			e.failure = &history.Failure{Type: "EncodingError", Message: fmt.Sprintf("encoding orchestrator output: %v", merr)}
+		}
+		e.output = b
+	}
+}
+
+func errorType(err error) string {
+	var failed *TaskFailedError
+	var decode *DecodeError
+	switch {
+	case errors.As(err, &failed):
+		return "TaskFailed"
+	case errors.As(err, &decode):
+		return "DecodeError"
+	case errors.Is(err, ErrTimeout):
+		return "Timeout"
+	}
+	return fmt.Sprintf("%T", err)
+}
+
+// step hands control to the orchestrator until it blocks or returns.
+func (e *Executor) step() {
+	e.resume <- true
+	<-e.yield
+}
+
+// run resumes the orchestrator for as long as the task it awaits is done.
+func (e *Executor) run() {
+	for e.started && !e.finished && e.awaiting != nil && e.awaiting.done {
+		e.step()
+	}
+}
+
+// checkTurnRecorded verifies, at the end of a replayed turn, that everything the code did in
+// that turn is in the history.
+func (e *Executor) checkTurnRecorded() {
+	if e.err != nil {
+		return
+	}
+	if len(e.unconfirmed) > 0 {
+		t := e.unconfirmed[0]
+		e.err = nonDeterminism("orchestrator %q scheduled %s %q as task %d, which the history does not have", e.name, t.kind, t.name, t.id)
+		return
+	}
+	if e.Done() && !e.recordedEnd && !e.terminated {
+		e.err = nonDeterminism("orchestrator %q returned, but its history goes on", e.name)
+	}
+}
+
+// confirm matches a replayed TaskScheduled, TimerCreated or SubOrchestrationInstanceCreated
+// event with the task the code scheduled.
+func (e *Executor) confirm(ev history.Event) {
+	for i, t := range e.unconfirmed {
+		if t.id != ev.TaskID {
+			continue
+		}
+		if t.kind != kindFor(ev.Type) || (t.kind != kindTimer && t.name != ev.Name) {
+			e.err = nonDeterminism("task %d: the history has %s %q, but orchestrator %q now schedules %s %q",
+				ev.TaskID, kindFor(ev.Type), ev.Name, e.name, t.kind, t.name)
+			return
+		}
+		e.unconfirmed = append(e.unconfirmed[:i], e.unconfirmed[i+1:]...)
+		return
+	}
+	e.err = nonDeterminism("the history has %s %q as task %d, but orchestrator %q did not schedule it",
+		kindFor(ev.Type), ev.Name, ev.TaskID, e.name)
+}
+
+func (e *Executor) newLeaf(kind taskKind, name string, input json.RawMessage) *Task {
+	e.nextTaskID++
+	t := &Task{e: e, kind: kind, id: e.nextTaskID, name: name, input: input}
+	e.tasks[t.id] = t
+	e.unconfirmed = append(e.unconfirmed, t)
+	return t
+}
+
+func (e *Executor) newTimer(fireAt time.Time) *Task {
+	t := e.newLeaf(kindTimer, "", nil)
+	t.fireAt = fireAt
+	return t
+}
+
+func (e *Executor) failedTask(kind taskKind, name string, err error) *Task {
+	t := &Task{e: e, kind: kind, name: name}
+	t.complete(nil, err)
+	return t
+}
+
+func (t *Task) action() Action {
+	a := Action{TaskID: t.id, Name: t.name, Input: t.input}
+	switch t.kind {
+	case kindTimer:
+		a.Kind, a.FireAt = ActionTimer, t.fireAt
+	case kindSubOrchestration:
+		a.Kind, a.InstanceID = ActionSubOrchestration, t.childID
+	default:
+		a.Kind = ActionActivity
+	}
+	return a
+}
+
+func (t *Task) scheduledEvent(now time.Time) history.Event {
+	switch t.kind {
+	case kindTimer:
+		return history.NewTimerCreated(now, t.id, t.fireAt)
+	case kindSubOrchestration:
+		return history.NewSubOrchestrationCreated(now, t.id, t.name, t.childID, t.input)
+	}
+	return history.NewTaskScheduled(now, t.id, t.name, t.input)
+}
+
+// attach puts an event wait in line: it takes the oldest buffered event of its name, or joins
+// the end of the waiter queue.
+func (e *Executor) attach(t *Task) {
+	for i, ev := range e.buffered {
+		if ev.Name == t.name {
+			e.buffered = append(e.buffered[:i], e.buffered[i+1:]...)
+			t.complete(ev.Input, nil)
+			return
+		}
+	}
+	t.attached = true
+	e.waiters[t.name] = append(e.waiters[t.name], t)
+}
+
+// detach withdraws a pending event wait (and those inside a pending WhenAny/WhenAll) from the
+// waiter queue, so it consumes no event.
+func (e *Executor) detach(t *Task) {
+	if t.done {
+		return
+	}
+	switch t.kind {
+	case kindEvent:
+		if !t.attached {
+			return
+		}
+		t.attached = false
+		q := e.waiters[t.name]
+		for i, w := range q {
+			if w == t {
+				e.waiters[t.name] = append(q[:i:i], q[i+1:]...)
+				break
+			}
+		}
+		if len(e.waiters[t.name]) == 0 {
+			delete(e.waiters, t.name)
+		}
+	case kindAny, kindAll:
+		for _, c := range t.children {
+			e.detach(c)
+		}
+	}
+}
+
+// reattach puts withdrawn event waits back in line when the code awaits them again.
+func (e *Executor) reattach(t *Task) {
+	if t.done {
+		return
+	}
+	switch t.kind {
+	case kindEvent:
+		if !t.attached {
+			e.attach(t)
+		}
+	case kindAny, kindAll:
+		for _, c := range t.children {
+			e.reattach(c)
+		}
+	}
+}
+
+// deliver hands a raised event to the first waiter of its name, or buffers it.
+func (e *Executor) deliver(ev history.Event) {
+	if q := e.waiters[ev.Name]; len(q) > 0 {
+		t := q[0]
+		if len(q) == 1 {
+			delete(e.waiters, ev.Name)
+		} else {
+			e.waiters[ev.Name] = q[1:]
+		}
+		t.attached = false
+		t.complete(ev.Input, nil)
+		return
+	}
+	e.buffered = append(e.buffered, ev)
+}
+
+func (e *Executor) waiting() Waiting {
+	var w Waiting
+	if e.Done() {
+		return w
+	}
+	for name := range e.waiters {
+		w.Events = append(w.Events, name)
+	}
+	sort.Strings(w.Events)
+	ids := make([]int, 0, len(e.tasks))
+	for id, t := range e.tasks {
+		if !t.done {
+			ids = append(ids, id)
+		}
+	}
+	sort.Ints(ids)
+	for _, id := range ids {
+		t := e.tasks[id]
+		switch t.kind {
+		case kindTimer:
+			w.Timers = append(w.Timers, t.fireAt)
+		case kindActivity:
+			w.Activities = append(w.Activities, t.name)
+		case kindSubOrchestration:
+			w.SubOrchestrations = append(w.SubOrchestrations, t.childID)
+		}
+	}
+	return w
+}
+
+// stack returns the orchestrator goroutine's stack for a panic report.
+func stack() string { return string(debug.Stack()) }
