@@ -1,0 +1,385 @@
+package natsjs
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/jetflow-dev/jetflow/pkg/backend"
+)
+
+// ErrInvalidName is wrapped by every error about an instance ID, event name,
+// token, prefix or subject that cannot be encoded, decoded or parsed.
+var ErrInvalidName = backend.ErrInvalidName
+
+// MaxNameLen is the maximum length, in characters (runes), of an instance ID
+// or event name.
+const MaxNameLen = 256
+
+// DefaultPrefix is the prefix NewNames uses when given an empty one.
+const DefaultPrefix = "jetflow"
+
+// nameError describes an invalid name. It prints as
+// `<what> "<input>": <reason>` and wraps ErrInvalidName.
+type nameError struct {
+	what   string
+	input  string
+	reason string
+}
+
+func (e *nameError) Error() string {
+	return fmt.Sprintf("%s %s: %s", e.what, quote(e.input), e.reason)
+}
+
+func (e *nameError) Unwrap() error { return ErrInvalidName }
+
+// quote quotes s for an error message, shortening very long inputs.
+func quote(s string) string {
+	const show = 64
+	if utf8.RuneCountInString(s) <= show {
+		return strconv.Quote(s)
+	}
+	i, n := 0, 0
+	for i < len(s) && n < show {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		n++
+	}
+	return fmt.Sprintf("%s... (%d characters)", strconv.Quote(s[:i]), utf8.RuneCountInString(s))
+}
+
+// isSafe reports whether b is written unchanged in a token.
+func isSafe(b byte) bool {
+	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '_' || b == '-'
+}
+
+// isSafeString reports whether s is non-empty and made only of [A-Za-z0-9_-].
+func isSafeString(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isSafe(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkName returns why s is not an acceptable name, or "" if it is.
+func checkName(s string) string {
+	switch {
+	case s == "":
+		return "must not be empty"
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	case utf8.RuneCountInString(s) > MaxNameLen:
+		return fmt.Sprintf("longer than %d characters", MaxNameLen)
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return "contains a control character"
+	}
+	return ""
+}
+
+const upperHex = "0123456789ABCDEF"
+
+func encode(what, s string) (string, error) {
+	if reason := checkName(s); reason != "" {
+		return "", &nameError{what: what, input: s, reason: reason}
+	}
+	if isSafeString(s) {
+		return s, nil
+	}
+	var b strings.Builder
+	b.Grow(len(s) * 3)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if isSafe(c) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('=')
+		b.WriteByte(upperHex[c>>4])
+		b.WriteByte(upperHex[c&0x0F])
+	}
+	return b.String(), nil
+}
+
+// EncodeToken maps s to a token usable both as a NATS subject token and as a
+// JetStream KV key token.
+//
+// s must be valid UTF-8, 1 to MaxNameLen characters long, and contain no
+// control characters (unicode.IsControl); otherwise EncodeToken returns an
+// error wrapping ErrInvalidName. Bytes in [A-Za-z0-9_-] are kept as they
+// are; every other byte of the UTF-8 encoding, '=' included, is written as
+// '=' followed by two upper-case hex digits. So "order-42" stays
+// "order-42", "order 42" becomes "order=2042", "a.b" becomes "a=2Eb" and
+// "é" becomes "=C3=A9". The result uses only [A-Za-z0-9_=-].
+//
+// EncodeInstanceID and EncodeEventName do the same with error messages
+// naming what was being encoded.
+func EncodeToken(s string) (string, error) { return encode("name", s) }
+
+// EncodeInstanceID encodes an instance ID with EncodeToken. Errors read like
+// `instance ID "": must not be empty` and wrap ErrInvalidName.
+func EncodeInstanceID(id string) (string, error) { return encode("instance ID", id) }
+
+// EncodeEventName encodes an event name with EncodeToken. Errors read like
+// `event name "": must not be empty` and wrap ErrInvalidName.
+func EncodeEventName(name string) (string, error) { return encode("event name", name) }
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+func decode(what, tok string) (string, error) {
+	bad := func(reason string) error { return &nameError{what: what, input: tok, reason: reason} }
+	if tok == "" {
+		return "", bad("must not be empty")
+	}
+	s := tok
+	if !isSafeString(tok) {
+		var err error
+		if s, err = unescape(tok, bad); err != nil {
+			return "", err
+		}
+	}
+	if reason := checkName(s); reason != "" {
+		return "", bad("decodes to an invalid name: " + reason)
+	}
+	return s, nil
+}
+
+// unescape undoes the escaping done by encode, reporting problems with bad.
+func unescape(tok string, bad func(reason string) error) (string, error) {
+	var b strings.Builder
+	b.Grow(len(tok))
+	for i := 0; i < len(tok); i++ {
+		c := tok[i]
+		switch {
+		case isSafe(c):
+			b.WriteByte(c)
+		case c == '=':
+			if i+2 >= len(tok) {
+				return "", bad(fmt.Sprintf("truncated escape at byte %d", i))
+			}
+			hi, ok1 := unhex(tok[i+1])
+			lo, ok2 := unhex(tok[i+2])
+			if !ok1 || !ok2 {
+				return "", bad(fmt.Sprintf("malformed escape %q at byte %d (want '=' and two upper-case hex digits)", tok[i:i+3], i))
+			}
+			v := hi<<4 | lo
+			if isSafe(v) {
+				return "", bad(fmt.Sprintf("escape %q at byte %d encodes %q, which must not be escaped", tok[i:i+3], i, v))
+			}
+			b.WriteByte(v)
+			i += 2
+		default:
+			return "", bad(fmt.Sprintf("character %q at byte %d is not allowed in a token", c, i))
+		}
+	}
+	return b.String(), nil
+}
+
+// DecodeToken is the exact inverse of EncodeToken: for every s accepted by
+// EncodeToken, DecodeToken(EncodeToken(s)) returns s, and DecodeToken
+// accepts only tokens that EncodeToken can produce. Characters outside
+// [A-Za-z0-9_=-], truncated or malformed escapes (lower-case hex
+// included), escapes of bytes that are never escaped, and tokens that
+// decode to a name EncodeToken would reject are errors wrapping
+// ErrInvalidName.
+func DecodeToken(tok string) (string, error) { return decode("token", tok) }
+
+// Names builds every subject, stream, KV bucket, KV key and consumer name
+// jetflow uses, all under one prefix. Create it with NewNames; the zero
+// value is not usable.
+//
+// Methods taking an idTok, nameTok or similar expect tokens already
+// encoded with EncodeInstanceID, EncodeEventName or EncodeToken; they do no
+// checking or encoding of their own.
+type Names struct {
+	prefix string
+	upper  string
+}
+
+// NewNames returns the Names for prefix, or for DefaultPrefix ("jetflow") if
+// prefix is empty. prefix must consist only of [A-Za-z0-9_-]; otherwise the
+// error wraps ErrInvalidName.
+func NewNames(prefix string) (Names, error) {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if !isSafeString(prefix) {
+		return Names{}, &nameError{what: "prefix", input: prefix, reason: "must contain only letters, digits, '_' and '-'"}
+	}
+	return Names{prefix: prefix, upper: strings.ToUpper(prefix)}, nil
+}
+
+// Prefix returns the prefix the names are built from, e.g. "jetflow".
+func (n Names) Prefix() string { return n.prefix }
+
+// InstanceStream returns the name of the stream holding instance inputs
+// (start, events, activity results, timers, control messages), e.g.
+// "JETFLOW_INST". It captures InstanceSubjects.
+func (n Names) InstanceStream() string { return n.upper + "_INST" }
+
+// ActivityStream returns the name of the stream holding activity tasks,
+// e.g. "JETFLOW_ACT". It captures ActivitySubjects.
+func (n Names) ActivityStream() string { return n.upper + "_ACT" }
+
+// DeadLetterStream returns the name of the stream holding messages that
+// could not be processed, e.g. "JETFLOW_DLQ". It captures
+// DeadLetterSubjects.
+func (n Names) DeadLetterStream() string { return n.upper + "_DLQ" }
+
+// HistoryBucket returns the name of the KV bucket holding instance
+// histories, e.g. "jetflow-history". Its keys are built by HistoryKey.
+func (n Names) HistoryBucket() string { return n.prefix + "-history" }
+
+// StateBucket returns the name of the KV bucket holding instance state,
+// e.g. "jetflow-instances". Its keys are built by StateKey.
+func (n Names) StateBucket() string { return n.prefix + "-instances" }
+
+// InstanceSubjects returns the wildcard subject of all instance inputs,
+// e.g. "jetflow.inst.>".
+func (n Names) InstanceSubjects() string { return n.prefix + ".inst.>" }
+
+// ScheduleSubjects returns the wildcard subject of all scheduled messages,
+// e.g. "jetflow.sched.>".
+func (n Names) ScheduleSubjects() string { return n.prefix + ".sched.>" }
+
+// InstanceSubject returns the subject of an input of kind kind (such as
+// "start", "result", "timer", "terminate") for the instance whose encoded
+// ID is idTok, e.g. "jetflow.inst.order-42.start". For events use
+// EventSubject.
+func (n Names) InstanceSubject(idTok, kind string) string {
+	return n.prefix + ".inst." + idTok + "." + kind
+}
+
+// EventSubject returns the subject of the event whose encoded name is
+// nameTok sent to the instance whose encoded ID is idTok, e.g.
+// "jetflow.inst.order-42.event.approved".
+func (n Names) EventSubject(idTok, nameTok string) string {
+	return n.prefix + ".inst." + idTok + ".event." + nameTok
+}
+
+// InstanceFilter returns the wildcard subject of all inputs of the instance
+// whose encoded ID is idTok, e.g. "jetflow.inst.order-42.>".
+func (n Names) InstanceFilter(idTok string) string {
+	return n.prefix + ".inst." + idTok + ".>"
+}
+
+// ScheduleSubject returns the subject of a scheduled message for task
+// taskID of generation gen of the instance whose encoded ID is idTok, e.g.
+// "jetflow.sched.order-42.3.7".
+func (n Names) ScheduleSubject(idTok string, gen uint64, taskID int) string {
+	return n.prefix + ".sched." + idTok + "." + strconv.FormatUint(gen, 10) + "." + strconv.Itoa(taskID)
+}
+
+// ActivitySubject returns the subject of tasks for the activity whose
+// encoded name is nameTok, e.g. "jetflow.activity.charge-card".
+func (n Names) ActivitySubject(nameTok string) string {
+	return n.prefix + ".activity." + nameTok
+}
+
+// ActivitySubjects returns the wildcard subject of all activity tasks, e.g.
+// "jetflow.activity.>".
+func (n Names) ActivitySubjects() string { return n.prefix + ".activity.>" }
+
+// DeadLetterSubject returns the subject for dead letters set aside for
+// reason, a short word such as "malformed", e.g. "jetflow.dlq.malformed".
+// A reason that is not made only of [A-Za-z0-9_-] is encoded with
+// EncodeToken; one that cannot be encoded (an empty one, for instance)
+// becomes "invalid".
+func (n Names) DeadLetterSubject(reason string) string {
+	tok, err := EncodeToken(reason)
+	if err != nil {
+		tok = "invalid"
+	}
+	return n.prefix + ".dlq." + tok
+}
+
+// DeadLetterSubjects returns the wildcard subject of all dead letters, e.g.
+// "jetflow.dlq.>".
+func (n Names) DeadLetterSubjects() string { return n.prefix + ".dlq.>" }
+
+// OrchestratorConsumer returns the name of the durable consumer on
+// InstanceStream that drives orchestrations: "orchestrator".
+func (n Names) OrchestratorConsumer() string { return "orchestrator" }
+
+// ActivityConsumer returns the name of the durable consumer on
+// ActivityStream for the activity whose encoded name is nameTok, e.g.
+// "activity-charge-card". JetStream limits consumer names to 255 bytes, so
+// very long encoded activity names do not fit.
+func (n Names) ActivityConsumer(nameTok string) string { return "activity-" + nameTok }
+
+// HistoryKey returns the HistoryBucket key of turn turn of the instance
+// whose encoded ID is idTok, e.g. "order-42.5".
+func (n Names) HistoryKey(idTok string, turn uint64) string {
+	return idTok + "." + strconv.FormatUint(turn, 10)
+}
+
+// HistoryKeyFilter returns the HistoryBucket key filter matching every
+// turn of the instance whose encoded ID is idTok, e.g. "order-42.*".
+func (n Names) HistoryKeyFilter(idTok string) string { return idTok + ".*" }
+
+// StateKey returns the StateBucket key of the instance whose encoded ID is
+// idTok: idTok itself.
+func (n Names) StateKey(idTok string) string { return idTok }
+
+// ParseInstanceSubject is the inverse of InstanceSubject and EventSubject.
+// It returns the decoded instance ID, the kind (the token after the ID, not
+// checked against a list of known kinds), and, when kind is "event", the
+// decoded event name; name is "" for other kinds. Subjects with another
+// prefix, too few or too many tokens, undecodable tokens, or an event
+// without a name give an error wrapping ErrInvalidName.
+func (n Names) ParseInstanceSubject(subject string) (id, kind, name string, err error) {
+	bad := func(reason string) error { return &nameError{what: "subject", input: subject, reason: reason} }
+
+	head := n.prefix + ".inst."
+	rest, ok := strings.CutPrefix(subject, head)
+	if !ok {
+		return "", "", "", bad(fmt.Sprintf("does not start with %q", head))
+	}
+	toks := strings.Split(rest, ".")
+	if len(toks) < 2 {
+		return "", "", "", bad("has no kind after the instance ID")
+	}
+	id, err = DecodeToken(toks[0])
+	if err != nil {
+		return "", "", "", fmt.Errorf("subject %s: instance ID: %w", quote(subject), err)
+	}
+	kind = toks[1]
+	if !isSafeString(kind) {
+		return "", "", "", bad(fmt.Sprintf("kind %q is not made of letters, digits, '_' and '-'", kind))
+	}
+	if kind != "event" {
+		if len(toks) > 2 {
+			return "", "", "", bad(fmt.Sprintf("has unexpected tokens after kind %q", kind))
+		}
+		return id, kind, "", nil
+	}
+	switch {
+	case len(toks) < 3:
+		return "", "", "", bad("event has no name")
+	case len(toks) > 3:
+		return "", "", "", bad("has unexpected tokens after the event name")
+	}
+	name, err = DecodeToken(toks[2])
+	if err != nil {
+		return "", "", "", fmt.Errorf("subject %s: event name: %w", quote(subject), err)
+	}
+	return id, kind, name, nil
+}
+
+// ScheduleFilter matches every timer schedule of one instance:
+// <prefix>.sched.<idTok>.>.
+func (n Names) ScheduleFilter(idTok string) string { return n.prefix + ".sched." + idTok + ".>" }

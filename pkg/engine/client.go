@@ -1,0 +1,201 @@
+// Package engine runs orchestrations on a backend: the Worker executes turns and activities, the
+// Client starts instances, raises events and queries them.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/jetflow-dev/jetflow/pkg/backend"
+	"github.com/jetflow-dev/jetflow/pkg/history"
+)
+
+// The errors of backend, re-exported for callers of the engine.
+var (
+	ErrInstanceNotFound = backend.ErrInstanceNotFound
+	ErrInstanceExists   = backend.ErrInstanceExists
+	ErrInstanceEnded    = backend.ErrInstanceEnded
+	ErrInstanceNotEnded = backend.ErrInstanceNotEnded
+	ErrInvalidName      = backend.ErrInvalidName
+	ErrPayloadTooLarge  = backend.ErrPayloadTooLarge
+	ErrBadPayload       = backend.ErrBadPayload
+)
+
+// Status is an instance's queryable state.
+type Status = backend.Instance
+
+// Client starts and manages instances. It is safe for concurrent use.
+type Client struct {
+	b backend.Backend
+}
+
+// NewClient returns a client over b.
+func NewClient(b backend.Backend) *Client { return &Client{b: b} }
+
+// StartOption configures ScheduleNew.
+type StartOption func(*backend.StartRequest) error
+
+// WithInstanceID sets the new instance's ID (default: a random UUID).
+func WithInstanceID(id string) StartOption {
+	return func(r *backend.StartRequest) error { r.InstanceID = id; return nil }
+}
+
+// WithInput sets the input, encoded as JSON (a json.RawMessage is used as it is, once checked).
+func WithInput(v any) StartOption {
+	return func(r *backend.StartRequest) error {
+		raw, err := encodePayload(v)
+		if err != nil {
+			return fmt.Errorf("input: %w", err)
+		}
+		r.Input = raw
+		return nil
+	}
+}
+
+func encodePayload(v any) (json.RawMessage, error) {
+	if raw, ok := v.(json.RawMessage); ok {
+		if !json.Valid(raw) {
+			return nil, ErrBadPayload
+		}
+		return raw, nil
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadPayload, err)
+	}
+	return raw, nil
+}
+
+// ScheduleNew starts orchestrator name as a new instance and returns its ID. It returns
+// ErrInstanceExists if an instance with the ID is pending, running or suspended; one that ended is
+// replaced.
+func (c *Client) ScheduleNew(ctx context.Context, name string, opts ...StartOption) (string, error) {
+	if name == "" {
+		return "", fmt.Errorf("scheduling: orchestrator name: %w", ErrInvalidName)
+	}
+	req := backend.StartRequest{Name: name, StartID: uuid.NewString(), Time: time.Now().UTC()}
+	for _, opt := range opts {
+		if err := opt(&req); err != nil {
+			return "", fmt.Errorf("scheduling %s: %w", name, err)
+		}
+	}
+	if req.InstanceID == "" {
+		req.InstanceID = uuid.NewString()
+	}
+	if err := c.b.CreateInstance(ctx, req); err != nil {
+		return "", err
+	}
+	return req.InstanceID, nil
+}
+
+// RaiseOption configures RaiseEvent.
+type RaiseOption func(*backend.Message)
+
+// WithEventID deduplicates the event: an instance applies one event ID once.
+func WithEventID(id string) RaiseOption {
+	return func(m *backend.Message) { m.MsgID = id }
+}
+
+// RaiseEvent sends event name with data (encoded as JSON) to an instance. It returns
+// ErrInstanceNotFound or ErrInstanceEnded when the instance cannot take it.
+func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any, opts ...RaiseOption) error {
+	raw, err := encodePayload(data)
+	if err != nil {
+		return fmt.Errorf("raising %q on %q: %w", name, id, err)
+	}
+	if _, err := c.alive(ctx, id); err != nil {
+		return err
+	}
+	msg := backend.Message{InstanceID: id, Kind: backend.KindEvent, EventName: name, Data: raw}
+	for _, opt := range opts {
+		opt(&msg)
+	}
+	return c.b.Send(ctx, msg)
+}
+
+// alive returns the instance's state, or an error if it does not exist or has ended.
+func (c *Client) alive(ctx context.Context, id string) (*Status, error) {
+	s, err := c.b.GetInstance(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if s.Status.IsTerminal() {
+		return nil, fmt.Errorf("%q: %w (status %s)", id, ErrInstanceEnded, s.Status)
+	}
+	return s, nil
+}
+
+// GetStatus returns an instance's state, or ErrInstanceNotFound.
+func (c *Client) GetStatus(ctx context.Context, id string) (*Status, error) {
+	return c.b.GetInstance(ctx, id)
+}
+
+// GetHistory returns the history of an instance's current generation.
+func (c *Client) GetHistory(ctx context.Context, id string) ([]history.Event, error) {
+	return c.b.GetHistory(ctx, id)
+}
+
+// WaitForCompletion blocks until the instance has completed, failed or been terminated, or ctx
+// ends, and returns its final state.
+func (c *Client) WaitForCompletion(ctx context.Context, id string) (*Status, error) {
+	return c.WaitFor(ctx, id, func(s *Status) bool { return s.Status.IsTerminal() })
+}
+
+// WaitFor blocks until the instance's state satisfies done, or ctx ends.
+func (c *Client) WaitFor(ctx context.Context, id string, done func(*Status) bool) (*Status, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	updates, err := c.b.WatchInstance(wctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var last *Status
+	for s := range updates {
+		last = s
+		if done(s) {
+			return s, nil
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return last, fmt.Errorf("waiting for %q: %w", id, err)
+	}
+	return last, fmt.Errorf("waiting for %q: watch ended", id)
+}
+
+// Terminate ends an instance with status Terminated; its output is reason.
+func (c *Client) Terminate(ctx context.Context, id, reason string) error {
+	return c.control(ctx, id, backend.KindTerminate, reason)
+}
+
+// Suspend pauses an instance: events and results are kept until Resume.
+func (c *Client) Suspend(ctx context.Context, id, reason string) error {
+	return c.control(ctx, id, backend.KindSuspend, reason)
+}
+
+// Resume continues a suspended instance.
+func (c *Client) Resume(ctx context.Context, id, reason string) error {
+	return c.control(ctx, id, backend.KindResume, reason)
+}
+
+func (c *Client) control(ctx context.Context, id string, kind backend.MessageKind, reason string) error {
+	if _, err := c.alive(ctx, id); err != nil {
+		return err
+	}
+	data, _ := json.Marshal(backend.TerminateRequest{Reason: reason})
+	return c.b.Send(ctx, backend.Message{InstanceID: id, Kind: kind, Data: data})
+}
+
+// Purge deletes an ended instance's state and history. It returns ErrInstanceNotFound or
+// ErrInstanceNotEnded.
+func (c *Client) Purge(ctx context.Context, id string) error {
+	err := c.b.PurgeInstance(ctx, id)
+	if errors.Is(err, backend.ErrConflict) {
+		return c.b.PurgeInstance(ctx, id)
+	}
+	return err
+}

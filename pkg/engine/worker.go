@@ -1,0 +1,798 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/jetflow-dev/jetflow/pkg/backend"
+	"github.com/jetflow-dev/jetflow/pkg/durable"
+	"github.com/jetflow-dev/jetflow/pkg/history"
+)
+
+// Log field names.
+const (
+	fieldInstance = "instance_id"
+	fieldTurn     = "turn"
+	fieldEvent    = "event_name"
+	fieldKind     = "kind"
+	fieldSeq      = "seq"
+)
+
+// ErrInjectedCrash is returned by a FaultHooks function to make the worker stop a turn on the
+// spot, as if its process died there: nothing after that step is done, nothing is acked.
+var ErrInjectedCrash = errors.New("injected crash")
+
+// FaultHooks let tests stop a turn between its steps. A hook returning an error (normally
+// ErrInjectedCrash) abandons the turn at that point.
+type FaultHooks struct {
+	AfterCommit  func(instanceID string, turn uint64) error
+	AfterPublish func(instanceID string, turn uint64) error
+}
+
+// WorkerOption configures a Worker.
+type WorkerOption func(*workerOptions) error
+
+type workerOptions struct {
+	log              zerolog.Logger
+	cacheSize        int
+	concurrency      int
+	maxBatch         int
+	maxPayload       int
+	poisonAfter      uint64
+	hooks            FaultHooks
+	noActivities     bool
+	noOrchestrations bool
+}
+
+// WithLogger sets the worker's logger (default: discard).
+func WithLogger(log zerolog.Logger) WorkerOption {
+	return func(o *workerOptions) error { o.log = log; return nil }
+}
+
+// WithCacheSize bounds the number of running instances kept in memory between turns (default
+// 10,000; 0 turns the cache off, so every turn replays the history).
+func WithCacheSize(n int) WorkerOption {
+	return func(o *workerOptions) error {
+		if n < 0 {
+			return fmt.Errorf("cache size must be >= 0, got %d", n)
+		}
+		o.cacheSize = n
+		return nil
+	}
+}
+
+// WithConcurrency sets how many instances the worker runs turns for at once (default 64).
+func WithConcurrency(n int) WorkerOption {
+	return func(o *workerOptions) error {
+		if n < 1 {
+			return fmt.Errorf("concurrency must be >= 1, got %d", n)
+		}
+		o.concurrency = n
+		return nil
+	}
+}
+
+// WithMaxBatch sets the most messages of one instance applied in one turn (default 500).
+func WithMaxBatch(n int) WorkerOption {
+	return func(o *workerOptions) error {
+		if n < 1 {
+			return fmt.Errorf("max batch must be >= 1, got %d", n)
+		}
+		o.maxBatch = n
+		return nil
+	}
+}
+
+// WithMaxPayload sets the largest event, result or input the worker applies; bigger messages
+// are dead-lettered (default 1 MiB).
+func WithMaxPayload(n int) WorkerOption {
+	return func(o *workerOptions) error {
+		if n < 1 {
+			return fmt.Errorf("max payload must be >= 1, got %d", n)
+		}
+		o.maxPayload = n
+		return nil
+	}
+}
+
+// WithFaultHooks installs fault-injection hooks (tests only).
+func WithFaultHooks(h FaultHooks) WorkerOption {
+	return func(o *workerOptions) error { o.hooks = h; return nil }
+}
+
+// WithoutActivities makes the worker run orchestrations only.
+func WithoutActivities() WorkerOption {
+	return func(o *workerOptions) error { o.noActivities = true; return nil }
+}
+
+// WithoutOrchestrations makes the worker run activities only.
+func WithoutOrchestrations() WorkerOption {
+	return func(o *workerOptions) error { o.noOrchestrations = true; return nil }
+}
+
+// Stats counts what a worker did.
+type Stats struct {
+	Turns        uint64 // turns committed
+	Conflicts    uint64 // turns lost to another writer and retried
+	Discarded    uint64 // messages for instances that do not exist or have ended
+	DeadLettered uint64 // messages sent to the dead-letter stream
+	Activities   uint64 // activities run
+}
+
+type stats struct {
+	turns, conflicts, discarded, deadLettered, activities atomic.Uint64
+}
+
+// Worker consumes instance messages and runs orchestrator turns, and runs activities.
+type Worker struct {
+	b     backend.Backend
+	reg   *durable.Registry
+	opts  workerOptions
+	log   zerolog.Logger
+	cache *executorCache
+	stats stats
+
+	mu     sync.Mutex
+	queues map[string]*instanceQueue
+	work   chan string
+}
+
+type instanceQueue struct {
+	msgs []backend.InboxMessage
+}
+
+// NewWorker returns a worker that runs the orchestrators and activities of reg on b.
+func NewWorker(b backend.Backend, reg *durable.Registry, opts ...WorkerOption) (*Worker, error) {
+	o := workerOptions{
+		log:         zerolog.Nop(),
+		cacheSize:   10000,
+		concurrency: 64,
+		maxBatch:    500,
+		maxPayload:  1 << 20,
+		poisonAfter: 50,
+	}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, fmt.Errorf("worker option: %w", err)
+		}
+	}
+	return &Worker{
+		b:      b,
+		reg:    reg,
+		opts:   o,
+		log:    o.log,
+		cache:  newExecutorCache(o.cacheSize),
+		queues: map[string]*instanceQueue{},
+		work:   make(chan string, 1024),
+	}, nil
+}
+
+// Stats returns the worker's counters.
+func (w *Worker) Stats() Stats {
+	return Stats{
+		Turns:        w.stats.turns.Load(),
+		Conflicts:    w.stats.conflicts.Load(),
+		Discarded:    w.stats.discarded.Load(),
+		DeadLettered: w.stats.deadLettered.Load(),
+		Activities:   w.stats.activities.Load(),
+	}
+}
+
+// Run processes messages and activities until ctx ends.
+func (w *Worker) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	if !w.opts.noOrchestrations {
+		for range w.opts.concurrency {
+			wg.Add(1)
+			go func() { defer wg.Done(); w.turnLoop(ctx) }()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.b.ConsumeInbox(ctx, func(m backend.InboxMessage) { w.enqueue(ctx, m) }); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+	if !w.opts.noActivities {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.b.ConsumeActivities(ctx, w.reg.ActivityNames(), w.runActivity); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	w.cache.clear()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// enqueue adds a message to its instance's queue, and hands the instance to a turn goroutine
+// unless one already has it: messages that arrive during a turn form the next turn's batch.
+func (w *Worker) enqueue(ctx context.Context, m backend.InboxMessage) {
+	if m.Err != nil {
+		w.deadLetter(ctx, m, fmt.Sprintf("unusable subject %q: %v", m.Subject, m.Err))
+		return
+	}
+	w.mu.Lock()
+	q, busy := w.queues[m.InstanceID]
+	if !busy {
+		q = &instanceQueue{}
+		w.queues[m.InstanceID] = q
+	}
+	q.msgs = append(q.msgs, m)
+	w.mu.Unlock()
+	if !busy {
+		select {
+		case w.work <- m.InstanceID:
+		case <-ctx.Done():
+		}
+	}
+}
+
+func (w *Worker) turnLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-w.work:
+			for {
+				w.mu.Lock()
+				q := w.queues[id]
+				msgs := q.msgs
+				q.msgs = nil
+				if len(msgs) == 0 {
+					delete(w.queues, id)
+					w.mu.Unlock()
+					break
+				}
+				w.mu.Unlock()
+				w.process(ctx, id, msgs)
+			}
+		}
+	}
+}
+
+// process applies msgs to instance id in as many turns as it takes.
+func (w *Worker) process(ctx context.Context, id string, msgs []backend.InboxMessage) {
+	sort.Slice(msgs, func(i, j int) bool { return msgs[i].Seq < msgs[j].Seq })
+	log := w.log.With().Str(fieldInstance, id).Logger()
+	conflicts := 0
+	for len(msgs) > 0 && ctx.Err() == nil {
+		rest, err := w.safeTurn(ctx, id, msgs)
+		switch {
+		case err == nil:
+			msgs, conflicts = rest, 0
+		case errors.Is(err, backend.ErrConflict) && conflicts < 50:
+			// Another writer committed this turn: retry on fresh state.
+			conflicts++
+			w.stats.conflicts.Add(1)
+			w.cache.drop(id)
+		case errors.Is(err, ErrInjectedCrash):
+			w.cache.drop(id)
+			return
+		default:
+			w.cache.drop(id)
+			if ctx.Err() == nil {
+				log.Error().Err(err).Msg("turn failed; messages will be redelivered")
+			}
+			for _, m := range msgs {
+				m.Nak(time.Second)
+			}
+			return
+		}
+	}
+}
+
+func (w *Worker) safeTurn(ctx context.Context, id string, msgs []backend.InboxMessage) (rest []backend.InboxMessage, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic in turn of %q: %v\n%s", id, r, debug.Stack())
+		}
+	}()
+	return w.turn(ctx, id, msgs)
+}
+
+// live is an instance as the worker holds it between turns.
+type live struct {
+	state *backend.Instance // nil: the instance does not exist
+	exec  *durable.Executor // nil: not running (absent, pending or ended)
+}
+
+// load returns the instance from the cache, or reads and replays it. Turns that were committed
+// but perhaps not published (the last worker died in between) are published again first.
+func (w *Worker) load(ctx context.Context, id string) (*live, error) {
+	if l := w.cache.get(id); l != nil {
+		return l, nil
+	}
+	snap, err := w.b.LoadInstance(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	l := &live{state: snap.Instance}
+	var events []history.Event
+	for _, t := range snap.Turns {
+		if l.state == nil || t.Number > l.state.Turn {
+			if l.state != nil {
+				if t.State.Input == nil {
+					t.State.Input = l.state.Input
+				}
+				t.State.Revision = l.state.Revision
+			} else {
+				t.State.Revision = 0
+			}
+			if l.state, err = w.b.PublishTurn(ctx, t); err != nil {
+				return nil, fmt.Errorf("publishing recovered turn %d: %w", t.Number, err)
+			}
+		}
+		events = append(events, t.Events...)
+	}
+	if l.state != nil && len(events) > 0 && (l.state.Status == history.StatusRunning || l.state.Status == history.StatusSuspended) {
+		l.exec = durable.NewExecutor(w.reg, id, w.log.With().Str(fieldInstance, id).Logger())
+		if err := l.exec.Replay(events); err != nil {
+			w.log.Error().Str(fieldInstance, id).Err(err).Msg("replay failed; the instance will fail")
+		}
+	}
+	return l, nil
+}
+
+// turn runs one turn over msgs and returns the messages left for the next one.
+func (w *Worker) turn(ctx context.Context, id string, delivered []backend.InboxMessage) ([]backend.InboxMessage, error) {
+	l, err := w.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var lastSeq uint64
+	if l.state != nil {
+		lastSeq = l.state.LastSeq
+	}
+	var pending []backend.InboxMessage
+	for _, m := range delivered {
+		if m.Seq <= lastSeq {
+			m.Ack() // applied by an earlier turn whose ack was lost
+			continue
+		}
+		pending = append(pending, m)
+	}
+	if len(pending) == 0 {
+		w.keep(id, l)
+		return nil, nil
+	}
+	// Messages of this instance that precede ours in the inbox but went to another worker are
+	// applied first, so that every instance sees its messages in inbox order.
+	gap, err := w.b.ReadInbox(ctx, id, lastSeq, pending[0].Seq)
+	if err != nil {
+		w.keep(id, l)
+		return nil, err
+	}
+	msgs := append(gap, pending...)
+
+	now := time.Now().UTC()
+	b := turnBuilder{w: w, id: id, l: l, now: now}
+	for i, m := range msgs {
+		if len(b.applied) >= w.opts.maxBatch || !b.add(ctx, m) {
+			return b.finish(ctx, remaining(msgs[i:], pending))
+		}
+	}
+	return b.finish(ctx, nil)
+}
+
+// remaining returns the delivered messages among msgs.
+func remaining(msgs, delivered []backend.InboxMessage) []backend.InboxMessage {
+	if len(msgs) == 0 {
+		return nil
+	}
+	var out []backend.InboxMessage
+	for _, m := range delivered {
+		if m.Seq >= msgs[0].Seq {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// turnBuilder collects the messages of one turn.
+type turnBuilder struct {
+	w       *Worker
+	id      string
+	l       *live
+	now     time.Time
+	events  []history.Event
+	applied []backend.InboxMessage
+	start   *backend.StartRequest // the turn begins a new generation
+}
+
+// add takes m into the turn; it returns false if m must wait for the next turn.
+func (b *turnBuilder) add(ctx context.Context, m backend.InboxMessage) bool {
+	w := b.w
+	log := w.log.With().Str(fieldInstance, b.id).Str(fieldKind, string(m.Kind)).Uint64(fieldSeq, m.Seq).Logger()
+	if m.Delivered > w.opts.poisonAfter {
+		b.deadLetter(ctx, m, fmt.Sprintf("delivered %d times without being processed", m.Delivered))
+		return true
+	}
+	if len(m.Data) > w.opts.maxPayload {
+		b.deadLetter(ctx, m, fmt.Sprintf("payload of %d bytes exceeds the limit of %d", len(m.Data), w.opts.maxPayload))
+		return true
+	}
+	if m.Kind == backend.KindStart {
+		var req backend.StartRequest
+		if err := json.Unmarshal(m.Data, &req); err != nil || req.Name == "" || req.InstanceID != b.id {
+			b.deadLetter(ctx, m, "start message is not a valid start request")
+			return true
+		}
+		s := b.l.state
+		startable := b.start == nil && (s == nil || s.Status.IsTerminal() ||
+			(s.Status == history.StatusPending && s.StartID == req.StartID && b.l.exec == nil))
+		if !startable {
+			if b.start == nil && s != nil && s.StartID == req.StartID {
+				b.applied = append(b.applied, m) // a duplicate of the start that created it
+				return true
+			}
+			if len(b.events) > 0 || b.start != nil {
+				return false // a new generation starts in a turn of its own
+			}
+			log.Warn().Str("start_id", req.StartID).Msg("start for an instance that is running: ignored")
+			w.stats.discarded.Add(1)
+			b.applied = append(b.applied, m)
+			if req.Parent != nil {
+				b.failParent(&req, fmt.Sprintf("instance %q already exists", b.id))
+			}
+			return true
+		}
+		if len(b.events) > 0 {
+			return false
+		}
+		if len(req.Input) == 0 {
+			req.Input = json.RawMessage("null")
+		}
+		b.start = &req
+		gen := uint64(1)
+		if s != nil {
+			gen = s.Generation + 1
+		}
+		b.events = append(b.events, history.NewExecutionStarted(b.now, req.Name, req.Input, gen, req.Parent))
+		b.applied = append(b.applied, m)
+		return true
+	}
+	if b.start == nil && b.l.exec == nil {
+		if b.l.state == nil || b.l.state.Status.IsTerminal() {
+			status := "does not exist"
+			if b.l.state != nil {
+				status = "has ended (" + string(b.l.state.Status) + ")"
+			}
+			log.Info().Str(fieldEvent, m.EventName).Msg("message discarded: the instance " + status)
+			w.stats.discarded.Add(1)
+			b.applied = append(b.applied, m)
+			return true
+		}
+		// Pending: its start message comes later in the inbox (a client raised right after
+		// starting). Such a message cannot precede its start, so this is a start that was
+		// never published; drop the message.
+		log.Warn().Msg("message for a pending instance without a start: discarded")
+		w.stats.discarded.Add(1)
+		b.applied = append(b.applied, m)
+		return true
+	}
+	ev, reason := b.event(m)
+	switch {
+	case reason != "":
+		b.deadLetter(ctx, m, reason)
+	case ev != nil:
+		b.events = append(b.events, *ev)
+		b.applied = append(b.applied, m)
+	default:
+		b.applied = append(b.applied, m) // stale (an earlier generation's result)
+	}
+	return true
+}
+
+// generation is the generation the turn's events belong to.
+func (b *turnBuilder) generation() uint64 {
+	if b.start != nil {
+		return b.events[0].Generation
+	}
+	return b.l.exec.Generation()
+}
+
+// event converts a message into a history event; a reason means the message is malformed.
+func (b *turnBuilder) event(m backend.InboxMessage) (*history.Event, string) {
+	now := b.now
+	switch m.Kind {
+	case backend.KindEvent:
+		data := m.Data
+		if len(data) == 0 {
+			data = json.RawMessage("null")
+		}
+		if !json.Valid(data) {
+			return nil, fmt.Sprintf("data of event %q is not valid JSON", m.EventName)
+		}
+		ev := history.NewEventRaised(now, m.EventName, data, m.MsgID)
+		return &ev, ""
+	case backend.KindResult:
+		var r backend.TaskResult
+		if err := json.Unmarshal(m.Data, &r); err != nil || r.TaskID <= 0 {
+			return nil, "result message is not a valid task result"
+		}
+		if r.Generation != b.generation() {
+			return nil, ""
+		}
+		var ev history.Event
+		switch {
+		case r.SubOrchestration && r.Failure != nil:
+			ev = history.NewSubOrchestrationFailed(now, r.TaskID, r.Failure)
+		case r.SubOrchestration:
+			ev = history.NewSubOrchestrationCompleted(now, r.TaskID, r.Result)
+		case r.Failure != nil:
+			ev = history.NewTaskFailed(now, r.TaskID, r.Failure)
+		default:
+			ev = history.NewTaskCompleted(now, r.TaskID, r.Result)
+		}
+		return &ev, ""
+	case backend.KindTimer:
+		var t backend.TimerFired
+		if err := json.Unmarshal(m.Data, &t); err != nil || t.TaskID <= 0 {
+			return nil, "timer message is not a valid timer"
+		}
+		if t.Generation != b.generation() {
+			return nil, ""
+		}
+		ev := history.NewTimerFired(now, t.TaskID)
+		return &ev, ""
+	case backend.KindTerminate, backend.KindSuspend, backend.KindResume:
+		reason := string(m.Data)
+		var req backend.TerminateRequest
+		if json.Unmarshal(m.Data, &req) == nil {
+			reason = req.Reason
+		}
+		var ev history.Event
+		switch m.Kind {
+		case backend.KindTerminate:
+			ev = history.NewExecutionTerminated(now, reason)
+		case backend.KindSuspend:
+			ev = history.NewExecutionSuspended(now, reason)
+		default:
+			ev = history.NewExecutionResumed(now, reason)
+		}
+		return &ev, ""
+	}
+	return nil, fmt.Sprintf("unknown message kind %q", m.Kind)
+}
+
+func (b *turnBuilder) deadLetter(ctx context.Context, m backend.InboxMessage, reason string) {
+	b.w.deadLetter(ctx, m, reason)
+	b.applied = append(b.applied, m)
+}
+
+func (w *Worker) deadLetter(ctx context.Context, m backend.InboxMessage, reason string) {
+	if err := w.b.DeadLetter(ctx, m, reason); err != nil {
+		w.log.Error().Err(err).Str("subject", m.Subject).Msg("dead-lettering failed; the message will be redelivered")
+		m.Nak(time.Second)
+		return
+	}
+	w.stats.deadLettered.Add(1)
+}
+
+// failParent tells a parent that its sub-orchestration could not start.
+func (b *turnBuilder) failParent(req *backend.StartRequest, message string) {
+	data, _ := json.Marshal(backend.TaskResult{
+		Generation: req.Parent.Generation, TaskID: req.Parent.TaskID, SubOrchestration: true,
+		Failure: &history.Failure{Type: "InstanceExists", Message: message},
+	})
+	msg := backend.Message{InstanceID: req.Parent.InstanceID, Kind: backend.KindResult, Data: data, MsgID: "subfail:" + req.StartID}
+	if err := b.w.b.Send(context.Background(), msg); err != nil {
+		b.w.log.Error().Err(err).Str(fieldInstance, req.Parent.InstanceID).Msg("telling the parent its sub-orchestration failed")
+	}
+}
+
+// maxContinuations bounds ContinueAsNew generations run back to back in one turn.
+const maxContinuations = 100
+
+// finish executes the collected events, commits the turn, publishes its tasks and acks its
+// messages. It returns rest, the messages for the next turn.
+func (b *turnBuilder) finish(ctx context.Context, rest []backend.InboxMessage) ([]backend.InboxMessage, error) {
+	w := b.w
+	if len(b.events) == 0 {
+		// Nothing to commit: every message was stale, discarded or dead-lettered. Those
+		// decisions are final, so the cached instance may skip the messages from now on.
+		for _, m := range b.applied {
+			m.Ack()
+		}
+		if b.l.state != nil && len(b.applied) > 0 {
+			b.l.state.LastSeq = max(b.l.state.LastSeq, b.applied[len(b.applied)-1].Seq)
+		}
+		w.keep(b.id, b.l)
+		return rest, nil
+	}
+	prev := b.l.state
+	exec := b.l.exec
+	reset := b.start != nil
+	if reset {
+		exec = durable.NewExecutor(w.reg, b.id, w.log.With().Str(fieldInstance, b.id).Logger())
+	}
+	res := exec.Execute(b.now, b.events)
+	name, input, parent, startID := "", json.RawMessage(nil), (*history.ParentRef)(nil), ""
+	if prev != nil {
+		name, input, parent, startID = prev.Name, prev.Input, prev.Parent, prev.StartID
+	}
+	if reset {
+		name, input, parent, startID = b.start.Name, b.start.Input, b.start.Parent, b.start.StartID
+	}
+	gen := exec.Generation()
+	for n := 0; res.ContinueAsNew != nil; n++ {
+		exec.Close()
+		exec = durable.NewExecutor(w.reg, b.id, w.log.With().Str(fieldInstance, b.id).Logger())
+		input, gen, reset = res.ContinueAsNew.Input, gen+1, true
+		if input == nil {
+			input = json.RawMessage("null")
+		}
+		events := append([]history.Event{history.NewExecutionStarted(b.now, name, input, gen, parent)}, res.ContinueAsNew.CarryOver...)
+		if n == maxContinuations {
+			events = []history.Event{history.NewExecutionTerminated(b.now, "ContinueAsNew ran more than 100 times in one turn without waiting")}
+		}
+		res = exec.Execute(b.now, events)
+	}
+
+	number := uint64(1)
+	var firstTurn uint64
+	if prev != nil {
+		number, firstTurn = prev.Turn+1, prev.FirstTurn
+	}
+	turn := &backend.Turn{
+		InstanceID: b.id,
+		Number:     number,
+		Reset:      reset,
+		LastSeq:    b.applied[len(b.applied)-1].Seq,
+		Events:     res.Events,
+		Actions:    res.Actions,
+		Generation: gen,
+	}
+	s := backend.Instance{}
+	if prev != nil {
+		s = *prev
+	}
+	if reset {
+		if prev != nil && prev.Turn >= prev.FirstTurn && prev.FirstTurn > 0 {
+			turn.PrevFirstTurn = firstTurn
+		}
+		s.ID, s.Name, s.Input, s.Parent, s.StartID, s.Generation, s.FirstTurn = b.id, name, input, parent, startID, gen, number
+		if b.start != nil {
+			s.CreatedAt = b.start.Time
+			if s.CreatedAt.IsZero() {
+				s.CreatedAt = b.now
+			}
+		}
+	}
+	s.Status, s.Output, s.Failure, s.CustomStatus = res.Status, res.Output, res.Failure, res.CustomStatus
+	s.Waiting = nil
+	if !res.Waiting.IsEmpty() {
+		waiting := res.Waiting
+		s.Waiting = &waiting
+	}
+	s.UpdatedAt, s.Turn, s.LastSeq = b.now, number, turn.LastSeq
+	turn.State = s
+	if s.Status.IsTerminal() && s.Parent != nil {
+		turn.Messages = append(turn.Messages, parentResult(&s))
+	}
+
+	if err := w.b.CommitTurn(ctx, turn); err != nil {
+		exec.Close()
+		return nil, err
+	}
+	w.stats.turns.Add(1)
+	if h := w.opts.hooks.AfterCommit; h != nil {
+		if err := h(b.id, number); err != nil {
+			exec.Close()
+			return nil, err
+		}
+	}
+	saved, err := w.b.PublishTurn(ctx, turn)
+	if err != nil {
+		exec.Close()
+		return nil, err
+	}
+	if h := w.opts.hooks.AfterPublish; h != nil {
+		if err := h(b.id, number); err != nil {
+			exec.Close()
+			return nil, err
+		}
+	}
+	for _, m := range b.applied {
+		m.Ack()
+	}
+	if saved.Turn != number {
+		exec.Close() // another writer is ahead: reload next time
+	} else {
+		w.keep(b.id, &live{state: saved, exec: exec})
+	}
+	return rest, nil
+}
+
+// keep puts a running instance back in the cache after a turn; others are let go.
+func (w *Worker) keep(id string, l *live) {
+	if l.exec == nil {
+		return
+	}
+	if l.exec.Done() {
+		l.exec.Close()
+		return
+	}
+	w.cache.put(id, l)
+}
+
+// parentResult is the message that reports a finished sub-orchestration to its parent.
+func parentResult(s *backend.Instance) backend.Message {
+	r := backend.TaskResult{Generation: s.Parent.Generation, TaskID: s.Parent.TaskID, SubOrchestration: true}
+	switch s.Status {
+	case history.StatusCompleted:
+		r.Result = s.Output
+	case history.StatusFailed:
+		r.Failure = s.Failure
+	default:
+		r.Failure = &history.Failure{Type: string(s.Status), Message: fmt.Sprintf("sub-orchestration %s: %s", s.Status, s.Output)}
+	}
+	data, _ := json.Marshal(r)
+	return backend.Message{
+		InstanceID: s.Parent.InstanceID, Kind: backend.KindResult, Data: data,
+		MsgID: fmt.Sprintf("subresult:%s:%d", s.StartID, s.Generation),
+	}
+}
+
+// runActivity runs one activity task and sends its result to the instance.
+func (w *Worker) runActivity(ctx context.Context, task backend.ActivityTask) error {
+	w.stats.activities.Add(1)
+	result := backend.TaskResult{Generation: task.Generation, TaskID: task.TaskID}
+	fn, ok := w.reg.Activity(task.Name)
+	if !ok {
+		result.Failure = &history.Failure{Type: "NotRegistered", Message: fmt.Sprintf("activity %q is not registered", task.Name)}
+	} else {
+		actx := durable.WithActivityInfo(ctx, durable.ActivityInfo{InstanceID: task.InstanceID, Name: task.Name, TaskID: task.TaskID, Generation: task.Generation})
+		out, err := callActivity(actx, fn, task.Input)
+		if err == nil {
+			result.Result, err = json.Marshal(out)
+			if err == nil && len(result.Result) > w.opts.maxPayload {
+				err = fmt.Errorf("result of %d bytes: %w (limit %d)", len(result.Result), ErrPayloadTooLarge, w.opts.maxPayload)
+			}
+		}
+		if err != nil {
+			result.Result = nil
+			result.Failure = &history.Failure{Type: fmt.Sprintf("%T", err), Message: err.Error()}
+		}
+	}
+	data, _ := json.Marshal(result)
+	if ctx.Err() != nil {
+		return ctx.Err() // shutting down: let another worker run it
+	}
+	return w.b.Send(ctx, backend.Message{
+		InstanceID: task.InstanceID, Kind: backend.KindResult, Data: data,
+		MsgID: fmt.Sprintf("result:%s:%d:%d", task.InstanceID, task.Generation, task.TaskID),
+	})
+}
+
+func callActivity(ctx context.Context, fn durable.ActivityFunc, input json.RawMessage) (out any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("activity panicked: %v", r)
+		}
+	}()
+	return fn(ctx, input)
+}

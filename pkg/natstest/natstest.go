@@ -1,0 +1,131 @@
+// Package natstest runs an embedded NATS JetStream server for tests.
+//
+// A typical test looks like:
+//
+//	s := natstest.RunServer(t)
+//	nc, js := natstest.Connect(t, s)
+//
+// The server and the connection are torn down by t.Cleanup. Set the
+// environment variable NATS_LOGGING=debug to see the server's debug and
+// trace logs on stderr.
+package natstest
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DefaultMaxPayload is the maximum message payload of servers started by
+// RunServer: 8 MiB, matching the project's nats.conf.
+const DefaultMaxPayload = 8 << 20
+
+// readyTimeout bounds how long RunServer waits for the server to accept
+// client connections.
+const readyTimeout = 10 * time.Second
+
+// Option adjusts the server options used by RunServer. Options are applied
+// after the defaults, so they may override any of them.
+type Option func(*server.Options)
+
+// WithStoreDir makes the server keep its JetStream data in dir instead of a
+// fresh t.TempDir(). Start a second server with the same dir (after shutting
+// down the first) to test that data survives a restart.
+func WithStoreDir(dir string) Option {
+	return func(o *server.Options) { o.StoreDir = dir }
+}
+
+// WithPort makes the server listen for clients on port p instead of a free
+// port chosen by the operating system.
+func WithPort(p int) Option {
+	return func(o *server.Options) { o.Port = p }
+}
+
+// RunServer starts an in-process NATS server with JetStream enabled,
+// listening on 127.0.0.1 (a free port unless WithPort is given) and storing
+// its data in t.TempDir() (unless WithStoreDir is given). The maximum
+// payload is DefaultMaxPayload. Logging is off unless the environment
+// variable NATS_LOGGING is "debug". RunServer fails the test if the server
+// cannot start or is not ready for connections within 10 seconds, and
+// registers a cleanup that shuts the server down and waits for it to stop.
+func RunServer(t testing.TB, opts ...Option) *server.Server {
+	t.Helper()
+
+	logging := os.Getenv("NATS_LOGGING") == "debug"
+	o := &server.Options{
+		ServerName: "natstest",
+		Host:       "127.0.0.1",
+		Port:       -1,
+		JetStream:  true,
+		StoreDir:   t.TempDir(),
+		MaxPayload: DefaultMaxPayload,
+		NoSigs:     true,
+		NoLog:      !logging,
+		Debug:      logging,
+		Trace:      logging,
+	}
+	for _, opt := range opts {
+		opt(o)
+	}
+
+	s, err := server.NewServer(o)
+	if err != nil {
+		t.Fatalf("natstest: creating server: %v", err)
+	}
+	if logging {
+		s.ConfigureLogger()
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+
+	go s.Start()
+	if !s.ReadyForConnections(readyTimeout) {
+		t.Fatalf("natstest: server not ready for connections after %v", readyTimeout)
+	}
+	if !s.JetStreamEnabled() {
+		t.Fatal("natstest: server started without JetStream")
+	}
+	return s
+}
+
+// Connect opens a client connection to s and returns it together with a
+// JetStream handle on it. The connection is closed by t.Cleanup. Connect
+// fails the test if it cannot connect.
+func Connect(t testing.TB, s *server.Server) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+
+	nc, err := nats.Connect(s.ClientURL(), nats.Name("natstest"))
+	if err != nil {
+		t.Fatalf("natstest: connecting to %s: %v", s.ClientURL(), err)
+	}
+	t.Cleanup(nc.Close)
+
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("natstest: creating JetStream handle: %v", err)
+	}
+	return nc, js
+}
+
+// CheckFor calls f every `every` until it returns nil, and fails the test
+// with f's last error if that has not happened within total. f is always
+// called at least once.
+func CheckFor(t testing.TB, total, every time.Duration, f func() error) {
+	t.Helper()
+
+	deadline := time.Now().Add(total)
+	err := f()
+	for err != nil && time.Now().Before(deadline) {
+		time.Sleep(every)
+		err = f()
+	}
+	if err != nil {
+		t.Fatalf("natstest: condition not met after %v: %v", total, err)
+	}
+}
