@@ -390,7 +390,8 @@ func (w *Worker) turn(ctx context.Context, id string, delivered []backend.InboxM
 	now := time.Now().UTC()
 	b := turnBuilder{w: w, id: id, l: l, now: now}
 	for i, m := range msgs {
-		if len(b.applied) >= w.opts.maxBatch || !b.add(ctx, m) {
+		full := len(b.applied) >= w.opts.maxBatch || (len(b.applied) > 0 && b.bytes+len(m.Data) > maxTurnBytes)
+		if full || !b.add(ctx, m) {
 			return b.finish(ctx, remaining(msgs[i:], pending))
 		}
 	}
@@ -419,8 +420,13 @@ type turnBuilder struct {
 	now     time.Time
 	events  []history.Event
 	applied []backend.InboxMessage
+	bytes   int                   // payload bytes applied
 	start   *backend.StartRequest // the turn begins a new generation
 }
+
+// maxTurnBytes bounds the payload bytes applied in one turn, so that a turn's history entry
+// stays well within the server's max_payload (8 MiB in jetflow's nats.conf).
+const maxTurnBytes = 2 << 20
 
 // add takes m into the turn; it returns false if m must wait for the next turn.
 func (b *turnBuilder) add(ctx context.Context, m backend.InboxMessage) bool {
@@ -500,6 +506,7 @@ func (b *turnBuilder) add(ctx context.Context, m backend.InboxMessage) bool {
 	case ev != nil:
 		b.events = append(b.events, *ev)
 		b.applied = append(b.applied, m)
+		b.bytes += len(m.Data)
 	default:
 		b.applied = append(b.applied, m) // stale (an earlier generation's result)
 	}

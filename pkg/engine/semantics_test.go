@@ -1,0 +1,256 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/jetflow-dev/jetflow/pkg/durable"
+	"github.com/jetflow-dev/jetflow/pkg/engine"
+	"github.com/jetflow-dev/jetflow/pkg/history"
+)
+
+// collect waits for n events called name, one at a time, and returns their data in order.
+func collect(name string) durable.OrchestratorFunc {
+	return func(ctx *durable.OrchestrationContext) (any, error) {
+		var n int
+		if err := ctx.GetInput(&n); err != nil {
+			return nil, err
+		}
+		got := make([]int, 0, n)
+		for range n {
+			var v int
+			if err := ctx.WaitForExternalEvent(name).Await(&v); err != nil {
+				return nil, err
+			}
+			got = append(got, v)
+		}
+		return got, nil
+	}
+}
+
+func TestTenThousandEventHistory(t *testing.T) {
+	const n = 10000
+	e := newEnv(t)
+	e.startWorker(mustRegistry(t, map[string]durable.OrchestratorFunc{"Collect": collect("Tick")}, nil))
+	ctx := context.Background()
+	id, err := e.client.ScheduleNew(ctx, "Collect", engine.WithInput(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := e.js.PublishAsync("jetflow.inst."+id+".event.Tick", fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-e.js.PublishAsyncComplete()
+	s := e.wait(id)
+	var got []int
+	if err := json.Unmarshal(s.Output, &got); err != nil || len(got) != n {
+		t.Fatalf("output has %d values (%v), want %d", len(got), err, n)
+	}
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("event %d has value %d: events applied out of order", i, v)
+		}
+	}
+	events, err := e.client.GetHistory(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raised := 0
+	for _, ev := range events {
+		if ev.Type == history.EventRaised {
+			raised++
+		}
+	}
+	if raised != n {
+		t.Fatalf("history has %d EventRaised, want %d", raised, n)
+	}
+	// Batching: far fewer turns than events.
+	if s.Turn > n/10 {
+		t.Fatalf("%d turns for %d events: messages were not batched", s.Turn, n)
+	}
+}
+
+func TestEventIDDeduplicatesBeyondJetStreamWindow(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker(mustRegistry(t, map[string]durable.OrchestratorFunc{"Collect": collect("E")}, nil))
+	ctx := context.Background()
+	id, _ := e.client.ScheduleNew(ctx, "Collect", engine.WithInput(2))
+	// Same event ID through two paths: the Go client, and a raw publish carrying the
+	// Jetflow-Event-Id header (which JetStream's own dedup does not see).
+	if err := e.client.RaiseEvent(ctx, id, "E", 1, engine.WithEventID("pay-1")); err != nil {
+		t.Fatal(err)
+	}
+	msg := natsMsg("jetflow.inst."+id+".event.E", "1")
+	msg.Header.Set("Jetflow-Event-Id", "pay-1")
+	if _, err := e.js.PublishMsg(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.client.RaiseEvent(ctx, id, "E", 2, engine.WithEventID("pay-2")); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.wait(id); string(s.Output) != "[1,2]" {
+		t.Fatalf("output %s, want [1,2]", s.Output)
+	}
+}
+
+func TestSubOrchestration(t *testing.T) {
+	e := newEnv(t)
+	reg := mustRegistry(t, map[string]durable.OrchestratorFunc{
+		"Parent": func(ctx *durable.OrchestrationContext) (any, error) {
+			var a, b string
+			t1 := ctx.CallSubOrchestrator("Child", "x", durable.WithInstanceID("child-x"))
+			t2 := ctx.CallSubOrchestrator("Child", "y")
+			if err := t1.Await(&a); err != nil {
+				return nil, err
+			}
+			if err := t2.Await(&b); err != nil {
+				return nil, err
+			}
+			err := ctx.CallSubOrchestrator("Failing", nil).Await(nil)
+			return []string{a, b, fmt.Sprint(err != nil)}, nil
+		},
+		"Child": func(ctx *durable.OrchestrationContext) (any, error) {
+			var in string
+			ctx.GetInput(&in)
+			var out string
+			err := ctx.CallActivity("Upper", in).Await(&out)
+			return out, err
+		},
+		"Failing": func(ctx *durable.OrchestrationContext) (any, error) {
+			return nil, fmt.Errorf("child refuses")
+		},
+	}, map[string]durable.ActivityFunc{
+		"Upper": durable.Activity(func(_ context.Context, s string) (string, error) { return s + s, nil }),
+	})
+	e.startWorker(reg)
+	id, _ := e.client.ScheduleNew(context.Background(), "Parent")
+	s := e.wait(id)
+	if string(s.Output) != `["xx","yy","true"]` {
+		t.Fatalf("status %s output %s failure %+v", s.Status, s.Output, s.Failure)
+	}
+	child, err := e.client.GetStatus(context.Background(), "child-x")
+	if err != nil || child.Status != history.StatusCompleted || child.Parent == nil || child.Parent.InstanceID != id {
+		t.Fatalf("child status %+v, err %v", child, err)
+	}
+}
+
+func TestContinueAsNewKeepsEvents(t *testing.T) {
+	e := newEnv(t)
+	reg := mustRegistry(t, map[string]durable.OrchestratorFunc{
+		// Counts Tick events, one generation per event, until it has seen 20.
+		"Counter": func(ctx *durable.OrchestrationContext) (any, error) {
+			var n int
+			ctx.GetInput(&n)
+			if n == 20 {
+				return n, nil
+			}
+			if err := ctx.WaitForExternalEvent("Tick").Await(nil); err != nil {
+				return nil, err
+			}
+			return nil, ctx.ContinueAsNew(n + 1)
+		},
+	}, nil)
+	e.startWorker(reg)
+	ctx := context.Background()
+	id, _ := e.client.ScheduleNew(ctx, "Counter", engine.WithInput(0))
+	// All raised at once: the events that arrive while a generation ends are carried over.
+	for range 20 {
+		if err := e.client.RaiseEvent(ctx, id, "Tick", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := e.wait(id)
+	if s.Status != history.StatusCompleted || string(s.Output) != "20" {
+		t.Fatalf("status %s output %s failure %+v", s.Status, s.Output, s.Failure)
+	}
+	events, _ := e.client.GetHistory(ctx, id)
+	if events[1].Type != history.ExecutionStarted || string(events[1].Input) != "20" {
+		t.Fatalf("history does not start with the last generation: %+v", events[:2])
+	}
+}
+
+func TestWhenAnyLoserDoesNotConsumeEvent(t *testing.T) {
+	e := newEnv(t)
+	reg := mustRegistry(t, map[string]durable.OrchestratorFunc{
+		"Race": func(ctx *durable.OrchestrationContext) (any, error) {
+			var winner int
+			if err := ctx.WhenAny(ctx.WaitForExternalEvent("A"), ctx.WaitForExternalEvent("B")).Await(&winner); err != nil {
+				return nil, err
+			}
+			// The A wait lost; the next A must reach this fresh wait.
+			var a string
+			err := ctx.WaitForExternalEvent("A").Await(&a)
+			return []any{winner, a}, err
+		},
+	}, nil)
+	e.startWorker(reg)
+	ctx := context.Background()
+	id, _ := e.client.ScheduleNew(ctx, "Race")
+	e.waitFor(id, "waiting for B", waitingForEvent("B"))
+	e.client.RaiseEvent(ctx, id, "B", "b")
+	e.waitFor(id, "waiting for A only", func(s *engine.Status) bool {
+		return s.Waiting != nil && len(s.Waiting.Events) == 1 && s.Waiting.Events[0] == "A"
+	})
+	e.client.RaiseEvent(ctx, id, "A", "first-a")
+	if s := e.wait(id); string(s.Output) != `[1,"first-a"]` {
+		t.Fatalf("output %s", s.Output)
+	}
+}
+
+func TestFanInIsBatched(t *testing.T) {
+	e := newEnv(t)
+	reg := mustRegistry(t, map[string]durable.OrchestratorFunc{
+		"FanOut": func(ctx *durable.OrchestrationContext) (any, error) {
+			tasks := make([]*durable.Task, 100)
+			for i := range tasks {
+				tasks[i] = ctx.CallActivity("Square", i)
+			}
+			if err := ctx.WhenAll(tasks...).Await(nil); err != nil {
+				return nil, err
+			}
+			sum := 0
+			for _, t := range tasks {
+				var v int
+				t.Await(&v)
+				sum += v
+			}
+			return sum, nil
+		},
+	}, map[string]durable.ActivityFunc{
+		"Square": durable.Activity(func(_ context.Context, i int) (int, error) { return i * i, nil }),
+	})
+	e.startWorker(reg)
+	id, _ := e.client.ScheduleNew(context.Background(), "FanOut")
+	s := e.wait(id)
+	if string(s.Output) != "328350" {
+		t.Fatalf("output %s", s.Output)
+	}
+	if s.Turn >= 100 {
+		t.Fatalf("%d turns for 100 results: results were not batched", s.Turn)
+	}
+}
+
+func TestUnknownOrchestratorFailsInstance(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker(approvalRegistry(t))
+	id, err := e.client.ScheduleNew(context.Background(), "NoSuchThing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := e.wait(id)
+	if s.Status != history.StatusFailed || s.Failure == nil {
+		t.Fatalf("status %s failure %+v", s.Status, s.Failure)
+	}
+}
+
+func natsMsg(subject, data string) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Data = []byte(data)
+	return m
+}
