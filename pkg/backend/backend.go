@@ -27,7 +27,7 @@ var (
 	ErrConflict = errors.New("conflicting write")
 	// ErrInvalidName: an instance ID or event name that cannot be used (empty, too long,
 	// control characters).
-	ErrInvalidName = errors.New("invalid name")
+	ErrInvalidName = durable.ErrInvalidName
 	// ErrPayloadTooLarge: an input, event or result over the configured size limit.
 	ErrPayloadTooLarge = errors.New("payload too large")
 	// ErrBadPayload: data that is not valid JSON.

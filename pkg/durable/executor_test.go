@@ -262,3 +262,14 @@ func TestPanicFailsInstance(t *testing.T) {
 		t.Fatalf("status %s failure %+v", res.Status, res.Failure)
 	}
 }
+
+func TestInvalidActivityNameFailsTheTaskNotTheWorker(t *testing.T) {
+	h := newHarness(t, func(ctx *OrchestrationContext) (any, error) {
+		err := ctx.CallActivity("bad\x00name", nil).Await(nil)
+		return errors.Is(err, ErrInvalidName), nil
+	})
+	res := h.turn(started(`null`))
+	if string(res.Output) != "true" || len(res.Actions) != 0 {
+		t.Fatalf("output %s actions %+v", res.Output, res.Actions)
+	}
+}

@@ -2,9 +2,13 @@ package durable
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
@@ -134,6 +138,9 @@ func (c *OrchestrationContext) CallActivity(name string, input any, opts ...Call
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if err := checkName("activity name", name); err != nil {
+		return e.failedTask(kindActivity, name, err)
+	}
 	raw, err := marshalInput(input)
 	if err != nil {
 		return e.failedTask(kindActivity, name, fmt.Errorf("encoding input of activity %q: %w", name, err))
@@ -238,6 +245,11 @@ func (c *OrchestrationContext) CallSubOrchestrator(name string, input any, opts 
 	}
 	if o.instanceID == "" {
 		o.instanceID = c.NewUUID().String()
+	}
+	for _, err := range []error{checkName("sub-orchestrator name", name), checkName("instance ID", o.instanceID)} {
+		if err != nil {
+			return e.failedTask(kindSubOrchestration, name, err)
+		}
 	}
 	t := e.newLeaf(kindSubOrchestration, name, raw)
 	t.childID = o.instanceID
@@ -459,6 +471,27 @@ func (t *Task) complete(result json.RawMessage, err error) {
 	for _, f := range callbacks {
 		f()
 	}
+}
+
+// ErrInvalidName is returned by Await on a task whose activity name, sub-orchestrator name or
+// instance ID cannot be used: empty, over 256 characters, or with control characters.
+var ErrInvalidName = errors.New("invalid name")
+
+// MaxNameLength is the longest activity name, event name or instance ID, in characters.
+const MaxNameLength = 256
+
+func checkName(what, name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: %s is empty", ErrInvalidName, what)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: %s %q is not valid UTF-8", ErrInvalidName, what, name)
+	case utf8.RuneCountInString(name) > MaxNameLength:
+		return fmt.Errorf("%w: %s is longer than %d characters", ErrInvalidName, what, MaxNameLength)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return fmt.Errorf("%w: %s %q contains a control character", ErrInvalidName, what, name)
+	}
+	return nil
 }
 
 func marshalInput(v any) (json.RawMessage, error) {

@@ -98,7 +98,7 @@ func waitingForEvent(name string) func(*engine.Status) bool {
 	}
 }
 
-func mustRegistry(t *testing.T, orchestrators map[string]durable.OrchestratorFunc, activities map[string]durable.ActivityFunc) *durable.Registry {
+func mustRegistry(t testing.TB, orchestrators map[string]durable.OrchestratorFunc, activities map[string]durable.ActivityFunc) *durable.Registry {
 	t.Helper()
 	reg := durable.NewRegistry()
 	for name, fn := range orchestrators {
