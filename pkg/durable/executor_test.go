@@ -1,8 +1,10 @@
 package durable
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -271,5 +273,44 @@ func TestInvalidActivityNameFailsTheTaskNotTheWorker(t *testing.T) {
 	res := h.turn(started(`null`))
 	if string(res.Output) != "true" || len(res.Actions) != 0 {
 		t.Fatalf("output %s actions %+v", res.Output, res.Actions)
+	}
+}
+
+func TestDeterministicTimeUUIDAndQuietReplayLogger(t *testing.T) {
+	var logged bytes.Buffer
+	reg := NewRegistry()
+	reg.AddOrchestrator("O", func(ctx *OrchestrationContext) (any, error) {
+		first := ctx.NewUUID()
+		ctx.Logger().Info().Msg("before wait")
+		ctx.WaitForExternalEvent("Go").Await(nil)
+		ctx.Logger().Info().Msg("after wait")
+		return []string{first.String(), ctx.NewUUID().String(), ctx.CurrentTime().Format(time.RFC3339)}, nil
+	})
+	live := NewExecutor(reg, "i", zerolog.New(&logged))
+	defer live.Close()
+	start := live.Execute(t0, []history.Event{started("null")})
+	done := live.Execute(t0.Add(time.Hour), []history.Event{raised("Go", "null")})
+	if got := strings.Count(logged.String(), "\n"); got != 2 {
+		t.Fatalf("live run logged %d lines, want 2:\n%s", got, logged.String())
+	}
+	var out []string
+	json.Unmarshal(done.Output, &out)
+	if out[0] == out[1] || out[2] != t0.Add(time.Hour).Format(time.RFC3339) {
+		t.Fatalf("output %v", out)
+	}
+
+	// A replay of the whole history logs nothing and produces the same UUIDs and time.
+	logged.Reset()
+	past := append(append([]history.Event{}, start.Events...), done.Events...)
+	cold, err := Replay(reg, "i", zerolog.New(&logged), past)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cold.Close()
+	if logged.Len() != 0 {
+		t.Fatalf("replay logged: %s", logged.String())
+	}
+	if string(cold.output) != string(done.Output) {
+		t.Fatalf("replayed output %s, live %s", cold.output, done.Output)
 	}
 }

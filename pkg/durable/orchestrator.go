@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -138,7 +139,7 @@ func (c *OrchestrationContext) CallActivity(name string, input any, opts ...Call
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if err := checkName("activity name", name); err != nil {
+	if err := CheckName("activity name", name); err != nil {
 		return e.failedTask(kindActivity, name, err)
 	}
 	raw, err := marshalInput(input)
@@ -246,7 +247,7 @@ func (c *OrchestrationContext) CallSubOrchestrator(name string, input any, opts 
 	if o.instanceID == "" {
 		o.instanceID = c.NewUUID().String()
 	}
-	for _, err := range []error{checkName("sub-orchestrator name", name), checkName("instance ID", o.instanceID)} {
+	for _, err := range []error{CheckName("sub-orchestrator name", name), CheckName("instance ID", o.instanceID)} {
 		if err != nil {
 			return e.failedTask(kindSubOrchestration, name, err)
 		}
@@ -473,25 +474,60 @@ func (t *Task) complete(result json.RawMessage, err error) {
 	}
 }
 
-// ErrInvalidName is returned by Await on a task whose activity name, sub-orchestrator name or
-// instance ID cannot be used: empty, over 256 characters, or with control characters.
+// ErrInvalidName reports an activity name, event name, orchestrator name or instance ID that
+// cannot be used: empty, over MaxNameLength characters, not UTF-8, or with control characters.
 var ErrInvalidName = errors.New("invalid name")
 
-// MaxNameLength is the longest activity name, event name or instance ID, in characters.
+// MaxNameLength is the longest name or instance ID, in characters.
 const MaxNameLength = 256
 
-func checkName(what, name string) error {
+// NameError describes a name that cannot be used; it wraps ErrInvalidName and reads
+// `instance ID "": must not be empty`.
+type NameError struct {
+	What   string // "instance ID", "event name", ...
+	Name   string
+	Reason string
+}
+
+func (e *NameError) Error() string {
+	return fmt.Sprintf("%s %s: %s", e.What, quoteName(e.Name), e.Reason)
+}
+
+// Unwrap returns ErrInvalidName.
+func (e *NameError) Unwrap() error { return ErrInvalidName }
+
+// quoteName quotes a name for an error message, shortening very long ones.
+func quoteName(s string) string {
+	const show = 64
+	if utf8.RuneCountInString(s) <= show {
+		return strconv.Quote(s)
+	}
+	i := 0
+	for n := 0; i < len(s) && n < show; n++ {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+	}
+	return fmt.Sprintf("%s... (%d characters)", strconv.Quote(s[:i]), utf8.RuneCountInString(s))
+}
+
+// CheckName returns a *NameError if name cannot be used as what (an "instance ID", an "event
+// name", ...). It is the one rule for names; the backend maps every valid name to a NATS
+// subject token reversibly.
+func CheckName(what, name string) error {
+	reason := ""
 	switch {
 	case name == "":
-		return fmt.Errorf("%w: %s is empty", ErrInvalidName, what)
+		reason = "must not be empty"
 	case !utf8.ValidString(name):
-		return fmt.Errorf("%w: %s %q is not valid UTF-8", ErrInvalidName, what, name)
+		reason = "is not valid UTF-8"
 	case utf8.RuneCountInString(name) > MaxNameLength:
-		return fmt.Errorf("%w: %s is longer than %d characters", ErrInvalidName, what, MaxNameLength)
+		reason = fmt.Sprintf("longer than %d characters", MaxNameLength)
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return fmt.Errorf("%w: %s %q contains a control character", ErrInvalidName, what, name)
+		reason = "contains a control character"
+	default:
+		return nil
 	}
-	return nil
+	return &NameError{What: what, Name: name, Reason: reason}
 }
 
 func marshalInput(v any) (json.RawMessage, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
+	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
 
@@ -104,6 +105,9 @@ func WithEventID(id string) RaiseOption {
 // RaiseEvent sends event name with data (encoded as JSON) to an instance. It returns
 // ErrInstanceNotFound or ErrInstanceEnded when the instance cannot take it.
 func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any, opts ...RaiseOption) error {
+	if err := durable.CheckName("event name", name); err != nil {
+		return err
+	}
 	raw, err := encodePayload(data)
 	if err != nil {
 		return fmt.Errorf("raising %q on %q: %w", name, id, err)

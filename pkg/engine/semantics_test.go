@@ -3,14 +3,19 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
+	"github.com/jetflow-dev/jetflow/pkg/natstest"
 )
 
 // collect waits for n events called name, one at a time, and returns their data in order.
@@ -253,4 +258,98 @@ func natsMsg(subject, data string) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Data = []byte(data)
 	return m
+}
+
+func TestInvalidInstanceIDsAndEventNames(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for name, id := range map[string]string{
+		"empty":         "",
+		"257 chars":     strings.Repeat("x", 257),
+		"control":       "a\x01b",
+		"invalid utf-8": "\xff",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := e.client.ScheduleNew(ctx, "Approval", engine.WithInstanceID(id)); id != "" && !errors.Is(err, engine.ErrInvalidName) {
+				t.Fatalf("ScheduleNew: %v, want ErrInvalidName", err)
+			}
+			if err := e.client.RaiseEvent(ctx, id, "E", 1); !errors.Is(err, engine.ErrInvalidName) {
+				t.Fatalf("RaiseEvent: %v, want ErrInvalidName", err)
+			}
+		})
+	}
+	// Odd but valid IDs work, and 256 characters is the limit.
+	e.startWorker(approvalRegistry(t))
+	for _, id := range []string{"with space", "dots.and*stars>", "üñí©ødé", "=3D", strings.Repeat("é", 256)} {
+		if _, err := e.client.ScheduleNew(ctx, "Approval", engine.WithInstanceID(id)); err != nil {
+			t.Fatalf("%q: %v", id, err)
+		}
+		e.waitFor(id, "waiting", waitingForEvent("Approval"))
+		if err := e.client.RaiseEvent(ctx, id, "Approval", true); err != nil {
+			t.Fatal(err)
+		}
+		if s := e.wait(id); string(s.Output) != `"approved"` || s.ID != id {
+			t.Fatalf("%q: id %q output %s", id, s.ID, s.Output)
+		}
+	}
+	// An event name that cannot be used.
+	if err := e.client.RaiseEvent(ctx, "with space", "bad\nname", 1); !errors.Is(err, engine.ErrInvalidName) {
+		t.Fatalf("bad event name: %v", err)
+	}
+}
+
+func TestRetryPolicyEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	calls := 0
+	reg := mustRegistry(t, map[string]durable.OrchestratorFunc{
+		"Retry": func(ctx *durable.OrchestrationContext) (any, error) {
+			ctx.SetCustomStatus(map[string]string{"stage": "calling"})
+			var out string
+			err := ctx.CallActivity("Flaky", nil, durable.WithRetry(durable.RetryPolicy{
+				MaxAttempts: 3, FirstRetryInterval: 50 * time.Millisecond, BackoffCoefficient: 2,
+			})).Await(&out)
+			ctx.SetCustomStatus(map[string]string{"stage": "done"})
+			return out, err
+		},
+	}, map[string]durable.ActivityFunc{
+		"Flaky": durable.Activity(func(context.Context, any) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			if calls < 3 {
+				return "", fmt.Errorf("attempt %d failed", calls)
+			}
+			return fmt.Sprintf("ok after %d", calls), nil
+		}),
+	})
+	e.startWorker(reg)
+	id, _ := e.client.ScheduleNew(context.Background(), "Retry")
+	s := e.wait(id)
+	if string(s.Output) != `"ok after 3"` || string(s.CustomStatus) != `{"stage":"done"}` {
+		t.Fatalf("output %s custom status %s failure %+v", s.Output, s.CustomStatus, s.Failure)
+	}
+}
+
+func TestEventForEndedInstanceIsDiscarded(t *testing.T) {
+	e := newEnv(t)
+	w, _ := e.startWorker(approvalRegistry(t))
+	ctx := context.Background()
+	id, _ := e.client.ScheduleNew(ctx, "Approval", engine.WithInstanceID("ended"))
+	e.client.RaiseEvent(ctx, id, "Approval", true)
+	e.wait(id)
+	before := w.Stats().Discarded
+	// A raw publish bypasses the client's check; the worker discards it and counts it.
+	if _, err := e.js.Publish(ctx, "jetflow.inst.ended.event.Approval", []byte("false")); err != nil {
+		t.Fatal(err)
+	}
+	natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if w.Stats().Discarded != before+1 {
+			return fmt.Errorf("discarded %d, want %d", w.Stats().Discarded, before+1)
+		}
+		return nil
+	})
+	if s, _ := e.client.GetStatus(ctx, id); string(s.Output) != `"approved"` {
+		t.Fatalf("ended instance changed: %s", s.Output)
+	}
 }

@@ -188,8 +188,8 @@ func (w *Worker) Stats() Stats {
 }
 
 // Run processes messages and activities until ctx ends.
-func (w *Worker) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+func (w *Worker) Run(parent context.Context) error {
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
@@ -201,7 +201,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := w.b.ConsumeInbox(ctx, func(m backend.InboxMessage) { w.enqueue(ctx, m) }); err != nil {
+			if err := w.b.ConsumeInbox(ctx, func(m backend.InboxMessage) { w.enqueue(ctx, m) }); err != nil && parent.Err() == nil {
 				errs <- err
 				cancel()
 			}
@@ -211,7 +211,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := w.b.ConsumeActivities(ctx, w.reg.ActivityNames(), w.runActivity); err != nil {
+			if err := w.b.ConsumeActivities(ctx, w.reg.ActivityNames(), w.runActivity); err != nil && parent.Err() == nil {
 				errs <- err
 				cancel()
 			}

@@ -4,10 +4,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
+	"github.com/jetflow-dev/jetflow/pkg/durable"
 )
 
 // ErrInvalidName is wrapped by every error about an instance ID, event name,
@@ -16,39 +15,10 @@ var ErrInvalidName = backend.ErrInvalidName
 
 // MaxNameLen is the maximum length, in characters (runes), of an instance ID
 // or event name.
-const MaxNameLen = 256
+const MaxNameLen = durable.MaxNameLength
 
 // DefaultPrefix is the prefix NewNames uses when given an empty one.
 const DefaultPrefix = "jetflow"
-
-// nameError describes an invalid name. It prints as
-// `<what> "<input>": <reason>` and wraps ErrInvalidName.
-type nameError struct {
-	what   string
-	input  string
-	reason string
-}
-
-func (e *nameError) Error() string {
-	return fmt.Sprintf("%s %s: %s", e.what, quote(e.input), e.reason)
-}
-
-func (e *nameError) Unwrap() error { return ErrInvalidName }
-
-// quote quotes s for an error message, shortening very long inputs.
-func quote(s string) string {
-	const show = 64
-	if utf8.RuneCountInString(s) <= show {
-		return strconv.Quote(s)
-	}
-	i, n := 0, 0
-	for i < len(s) && n < show {
-		_, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-		n++
-	}
-	return fmt.Sprintf("%s... (%d characters)", strconv.Quote(s[:i]), utf8.RuneCountInString(s))
-}
 
 // isSafe reports whether b is written unchanged in a token.
 func isSafe(b byte) bool {
@@ -68,26 +38,11 @@ func isSafeString(s string) bool {
 	return true
 }
 
-// checkName returns why s is not an acceptable name, or "" if it is.
-func checkName(s string) string {
-	switch {
-	case s == "":
-		return "must not be empty"
-	case !utf8.ValidString(s):
-		return "is not valid UTF-8"
-	case utf8.RuneCountInString(s) > MaxNameLen:
-		return fmt.Sprintf("longer than %d characters", MaxNameLen)
-	case strings.ContainsFunc(s, unicode.IsControl):
-		return "contains a control character"
-	}
-	return ""
-}
-
 const upperHex = "0123456789ABCDEF"
 
 func encode(what, s string) (string, error) {
-	if reason := checkName(s); reason != "" {
-		return "", &nameError{what: what, input: s, reason: reason}
+	if err := durable.CheckName(what, s); err != nil {
+		return "", err
 	}
 	if isSafeString(s) {
 		return s, nil
@@ -141,7 +96,7 @@ func unhex(c byte) (byte, bool) {
 }
 
 func decode(what, tok string) (string, error) {
-	bad := func(reason string) error { return &nameError{what: what, input: tok, reason: reason} }
+	bad := func(reason string) error { return &durable.NameError{What: what, Name: tok, Reason: reason} }
 	if tok == "" {
 		return "", bad("must not be empty")
 	}
@@ -152,8 +107,8 @@ func decode(what, tok string) (string, error) {
 			return "", err
 		}
 	}
-	if reason := checkName(s); reason != "" {
-		return "", bad("decodes to an invalid name: " + reason)
+	if err := durable.CheckName(what, s); err != nil {
+		return "", bad("decodes to an invalid name: " + err.(*durable.NameError).Reason)
 	}
 	return s, nil
 }
@@ -218,7 +173,7 @@ func NewNames(prefix string) (Names, error) {
 		prefix = DefaultPrefix
 	}
 	if !isSafeString(prefix) {
-		return Names{}, &nameError{what: "prefix", input: prefix, reason: "must contain only letters, digits, '_' and '-'"}
+		return Names{}, &durable.NameError{What: "prefix", Name: prefix, Reason: "must contain only letters, digits, '_' and '-'"}
 	}
 	return Names{prefix: prefix, upper: strings.ToUpper(prefix)}, nil
 }
@@ -342,7 +297,7 @@ func (n Names) StateKey(idTok string) string { return idTok }
 // prefix, too few or too many tokens, undecodable tokens, or an event
 // without a name give an error wrapping ErrInvalidName.
 func (n Names) ParseInstanceSubject(subject string) (id, kind, name string, err error) {
-	bad := func(reason string) error { return &nameError{what: "subject", input: subject, reason: reason} }
+	bad := func(reason string) error { return &durable.NameError{What: "subject", Name: subject, Reason: reason} }
 
 	head := n.prefix + ".inst."
 	rest, ok := strings.CutPrefix(subject, head)
@@ -355,7 +310,7 @@ func (n Names) ParseInstanceSubject(subject string) (id, kind, name string, err 
 	}
 	id, err = DecodeToken(toks[0])
 	if err != nil {
-		return "", "", "", fmt.Errorf("subject %s: instance ID: %w", quote(subject), err)
+		return "", "", "", fmt.Errorf("subject %q: instance ID: %w", subject, err)
 	}
 	kind = toks[1]
 	if !isSafeString(kind) {
@@ -375,7 +330,7 @@ func (n Names) ParseInstanceSubject(subject string) (id, kind, name string, err 
 	}
 	name, err = DecodeToken(toks[2])
 	if err != nil {
-		return "", "", "", fmt.Errorf("subject %s: event name: %w", quote(subject), err)
+		return "", "", "", fmt.Errorf("subject %q: event name: %w", subject, err)
 	}
 	return id, kind, name, nil
 }
