@@ -35,7 +35,7 @@ func defaultOptions() options {
 		maxPayload:      1 << 20,
 		duplicateWindow: 2 * time.Minute,
 		inboxAckWait:    30 * time.Second,
-		activityAckWait: 5 * time.Minute,
+		activityAckWait: 30 * time.Second,
 		fetchBatch:      256,
 		maxAckPending:   20000,
 		activityWorkers: 64,
@@ -95,7 +95,7 @@ func WithInboxAckWait(d time.Duration) Option {
 }
 
 // WithActivityAckWait sets how long an activity may run without a heartbeat before its task is
-// redelivered (default 5m; running activities send heartbeats every third of it).
+// redelivered (default 30s; running activities send heartbeats every third of it).
 func WithActivityAckWait(d time.Duration) Option {
 	return func(o *options) error {
 		if d < time.Second {
