@@ -1,0 +1,49 @@
+# jetflow: run `make run` to try it, `make test` to test it. Only Go (and make) are needed.
+
+GO      ?= go
+BIN     ?= bin/jetflow
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+# The race detector needs cgo and a C compiler; where Go has neither (CGO_ENABLED=0, e.g. a
+# machine with only Go installed), the tests run without it. Override with RACE= or RACE=-race.
+RACE    ?= $(if $(filter 1,$(shell $(GO) env CGO_ENABLED)),-race,)
+
+# Benchmarks to run (a -bench regexp) and for how long each.
+BENCH     ?= .
+BENCHTIME ?= 1x
+
+.PHONY: build run test bench lint conf-check nats clean
+
+## build: the jetflow binary in bin/
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/jetflow
+
+## run: everything in one process (embedded NATS + worker with the examples), data in ./.jetflow
+run:
+	$(GO) run ./cmd/jetflow dev
+
+## test: every package, with the race detector where available
+test:
+	@if [ -z "$(RACE)" ]; then echo "note: no cgo/C compiler, testing without -race"; fi
+	$(GO) test $(RACE) -count=1 -timeout 14m ./...
+
+## bench: benchmarks (placeholder; BENCH selects them)
+bench:
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) ./...
+
+## lint: gofmt and go vet
+lint:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -l reports:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## conf-check: check the NATS server configurations (like nats-server -t, no binary needed)
+conf-check:
+	$(GO) run ./cmd/jetflow conf-check nats.conf deploy/nats.conf
+
+## nats: a local NATS server with JetStream (the embedded one of `jetflow dev`, with the worker)
+nats:
+	$(GO) run ./cmd/jetflow dev
+
+## clean: remove build output (the dev data in ./.jetflow stays; rm -rf .jetflow resets it)
+clean:
+	rm -rf bin

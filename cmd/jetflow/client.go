@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"time"
+
+	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
+	"github.com/jetflow-dev/jetflow/pkg/engine"
+)
+
+// clientFlags adds the flags every client command has: the connection and --log-level.
+func (c *Config) clientFlags(fs *flag.FlagSet) {
+	c.connFlags(fs)
+	c.logFlags(fs)
+}
+
+// withClient validates cfg, connects, and runs fn with a client; timeout bounds the whole call
+// unless it is 0.
+func withClient(ctx context.Context, env *Env, cfg Config, timeout time.Duration, fn func(context.Context, *engine.Client) error) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	log := newLogger(env.Stderr, cfg.logLevel())
+	cc, err := openClient(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	return fn(ctx, cc.client)
+}
+
+// checkID reports an instance ID that cannot be used, before connecting (exit code 2).
+func checkID(id string) error {
+	if _, err := natsjs.EncodeInstanceID(id); err != nil {
+		return withCode(exitUsage, err)
+	}
+	return nil
+}
+
+// checkEventName reports an event name that cannot be used, before connecting (exit code 2).
+func checkEventName(name string) error {
+	if _, err := natsjs.EncodeEventName(name); err != nil {
+		return withCode(exitUsage, err)
+	}
+	return nil
+}

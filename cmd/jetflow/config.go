@@ -1,0 +1,269 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Config is everything the subcommands can be configured with. Each value comes from its flag if
+// given, else from its environment variable if set, else from DefaultConfig. A subcommand
+// registers only the flags it uses.
+type Config struct {
+	// NATS connection (client commands and worker).
+	NATSURL string
+	Creds   string
+	TLSCert string
+	TLSKey  string
+	TLSCA   string
+
+	LogLevel string
+
+	// Worker (worker and dev).
+	Replicas            int
+	CacheSize           int
+	Concurrency         int
+	ActivityConcurrency int
+	HealthAddr          string
+
+	// Embedded server (dev).
+	Data       string
+	NATSListen string
+}
+
+// DefaultConfig returns the configuration used when neither flags nor environment say otherwise.
+func DefaultConfig() Config {
+	return Config{
+		NATSURL:             "nats://127.0.0.1:4222",
+		LogLevel:            "info",
+		Replicas:            1,
+		CacheSize:           10000,
+		Concurrency:         64,
+		ActivityConcurrency: 64,
+		Data:                "./.jetflow",
+		NATSListen:          "127.0.0.1:4222",
+	}
+}
+
+// setting names one configuration value: its flag and its environment variable.
+type setting struct {
+	flag string
+	env  string
+}
+
+// The settings. Flags and variables are documented in README.md; keep the two in step.
+var (
+	setNATS        = setting{"nats", "NATS_URL"}
+	setCreds       = setting{"creds", "NATS_CREDS"}
+	setTLSCert     = setting{"tls-cert", "NATS_CERT"}
+	setTLSKey      = setting{"tls-key", "NATS_KEY"}
+	setTLSCA       = setting{"tls-ca", "NATS_CA"}
+	setLogLevel    = setting{"log-level", "JETFLOW_LOG_LEVEL"}
+	setReplicas    = setting{"replicas", "JETFLOW_REPLICAS"}
+	setCacheSize   = setting{"cache-size", "JETFLOW_CACHE_SIZE"}
+	setConcurrency = setting{"concurrency", "JETFLOW_CONCURRENCY"}
+	setActConc     = setting{"activity-concurrency", "JETFLOW_ACTIVITY_CONCURRENCY"}
+	setHealthAddr  = setting{"health-addr", "JETFLOW_HEALTH_ADDR"}
+	setData        = setting{"data", "JETFLOW_DATA"}
+	setNATSListen  = setting{"nats-listen", "JETFLOW_NATS_LISTEN"}
+)
+
+// ConfigError is a configuration value that cannot be used.
+type ConfigError struct {
+	Setting string // the flag name, e.g. "replicas"
+	Env     string // its environment variable, e.g. "JETFLOW_REPLICAS"
+	Msg     string
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("invalid config: --%s (env %s) %s", e.Setting, e.Env, e.Msg)
+}
+
+func configErr(s setting, format string, args ...any) *ConfigError {
+	return &ConfigError{Setting: s.flag, Env: s.env, Msg: fmt.Sprintf(format, args...)}
+}
+
+// loadConfig returns DefaultConfig overridden by the environment read through getenv.
+func loadConfig(getenv func(string) string) (Config, error) {
+	c := DefaultConfig()
+	var errs []error
+	str := func(s setting, dst *string) {
+		if v := getenv(s.env); v != "" {
+			*dst = v
+		}
+	}
+	num := func(s setting, dst *int) {
+		v := getenv(s.env)
+		if v == "" {
+			return
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			errs = append(errs, configErr(s, "must be an integer, got %q", v))
+			return
+		}
+		*dst = n
+	}
+	str(setNATS, &c.NATSURL)
+	str(setCreds, &c.Creds)
+	str(setTLSCert, &c.TLSCert)
+	str(setTLSKey, &c.TLSKey)
+	str(setTLSCA, &c.TLSCA)
+	str(setLogLevel, &c.LogLevel)
+	num(setReplicas, &c.Replicas)
+	num(setCacheSize, &c.CacheSize)
+	num(setConcurrency, &c.Concurrency)
+	num(setActConc, &c.ActivityConcurrency)
+	str(setHealthAddr, &c.HealthAddr)
+	str(setData, &c.Data)
+	str(setNATSListen, &c.NATSListen)
+	return c, errors.Join(errs...)
+}
+
+// The flag groups. Each binds flags to c's fields with c's current values as defaults, so call
+// them after loadConfig: a flag given on the command line then overrides the environment.
+
+func usageFor(s setting, text string) string { return fmt.Sprintf("%s (env %s)", text, s.env) }
+
+// connFlags adds the NATS connection flags.
+func (c *Config) connFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.NATSURL, setNATS.flag, c.NATSURL, usageFor(setNATS, "NATS server `URL`(s), comma-separated"))
+	fs.StringVar(&c.Creds, setCreds.flag, c.Creds, usageFor(setCreds, "NATS user credentials `file`"))
+	fs.StringVar(&c.TLSCert, setTLSCert.flag, c.TLSCert, usageFor(setTLSCert, "TLS client certificate `file`"))
+	fs.StringVar(&c.TLSKey, setTLSKey.flag, c.TLSKey, usageFor(setTLSKey, "TLS client key `file`"))
+	fs.StringVar(&c.TLSCA, setTLSCA.flag, c.TLSCA, usageFor(setTLSCA, "TLS certificate authority `file`"))
+}
+
+// logFlags adds --log-level.
+func (c *Config) logFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.LogLevel, setLogLevel.flag, c.LogLevel, usageFor(setLogLevel, "log `level`: trace, debug, info, warn, error"))
+}
+
+// workerFlags adds the worker's tuning flags; withReplicas adds --replicas.
+func (c *Config) workerFlags(fs *flag.FlagSet, withReplicas bool) {
+	if withReplicas {
+		fs.IntVar(&c.Replicas, setReplicas.flag, c.Replicas, usageFor(setReplicas, "replicas of jetflow's streams and buckets, 1..5 (3 in a cluster)"))
+	}
+	fs.IntVar(&c.CacheSize, setCacheSize.flag, c.CacheSize, usageFor(setCacheSize, "running instances kept in memory between turns; 0 replays every turn"))
+	fs.IntVar(&c.Concurrency, setConcurrency.flag, c.Concurrency, usageFor(setConcurrency, "instances running a turn at once"))
+	fs.IntVar(&c.ActivityConcurrency, setActConc.flag, c.ActivityConcurrency, usageFor(setActConc, "activities running at once"))
+}
+
+// healthFlags adds --health-addr.
+func (c *Config) healthFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.HealthAddr, setHealthAddr.flag, c.HealthAddr, usageFor(setHealthAddr, "serve /livez and /readyz on this `address`, e.g. :8081 (default off)"))
+}
+
+// devFlags adds the embedded server's flags.
+func (c *Config) devFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Data, setData.flag, c.Data, usageFor(setData, "`directory` of the embedded server's JetStream data"))
+	fs.StringVar(&c.NATSListen, setNATSListen.flag, c.NATSListen, usageFor(setNATSListen, "`host:port` the embedded NATS server listens on (port -1: any free port)"))
+}
+
+// Validate reports every value that cannot be used, each error naming its flag and variable.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(s setting, format string, args ...any) { errs = append(errs, configErr(s, format, args...)) }
+
+	if strings.TrimSpace(c.NATSURL) == "" {
+		bad(setNATS, "must not be empty")
+	}
+	for _, u := range strings.Split(c.NATSURL, ",") {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			continue
+		}
+		if !strings.Contains(u, "://") {
+			u = "nats://" + u // nats.Connect accepts host:port
+		}
+		p, err := url.Parse(u)
+		if err != nil || p.Host == "" {
+			bad(setNATS, "has a URL that cannot be parsed: %q", u)
+			continue
+		}
+		switch p.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			bad(setNATS, "has URL %q with scheme %q; want nats, tls, ws or wss", u, p.Scheme)
+		}
+	}
+	fileSetting := func(s setting, path string) {
+		if path == "" {
+			return
+		}
+		if _, err := os.Stat(path); err != nil {
+			bad(s, "names a file that cannot be read: %v", err)
+		}
+	}
+	fileSetting(setCreds, c.Creds)
+	fileSetting(setTLSCert, c.TLSCert)
+	fileSetting(setTLSKey, c.TLSKey)
+	fileSetting(setTLSCA, c.TLSCA)
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		if c.TLSCert == "" {
+			bad(setTLSCert, "must be set together with --%s", setTLSKey.flag)
+		} else {
+			bad(setTLSKey, "must be set together with --%s", setTLSCert.flag)
+		}
+	}
+	if _, err := zerolog.ParseLevel(strings.ToLower(c.LogLevel)); err != nil || c.LogLevel == "" {
+		bad(setLogLevel, "must be trace, debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		bad(setReplicas, "must be 1..5, got %d", c.Replicas)
+	}
+	if c.CacheSize < 0 {
+		bad(setCacheSize, "must be >= 0, got %d", c.CacheSize)
+	}
+	if c.Concurrency < 1 {
+		bad(setConcurrency, "must be >= 1, got %d", c.Concurrency)
+	}
+	if c.ActivityConcurrency < 1 {
+		bad(setActConc, "must be >= 1, got %d", c.ActivityConcurrency)
+	}
+	if c.HealthAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HealthAddr); err != nil {
+			bad(setHealthAddr, "must be host:port or :port, got %q", c.HealthAddr)
+		}
+	}
+	if strings.TrimSpace(c.Data) == "" {
+		bad(setData, "must not be empty")
+	}
+	if _, _, err := c.listenHostPort(); err != nil {
+		bad(setNATSListen, "%v", err)
+	}
+	return errors.Join(errs...)
+}
+
+// listenHostPort splits NATSListen; port -1 asks for any free port.
+func (c Config) listenHostPort() (string, int, error) {
+	host, p, err := net.SplitHostPort(c.NATSListen)
+	if err != nil {
+		return "", 0, fmt.Errorf("must be host:port, got %q", c.NATSListen)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < -1 || port > 65535 {
+		return "", 0, fmt.Errorf("has port %q; want 0..65535, or -1 for any free port", p)
+	}
+	return host, port, nil
+}
+
+// logLevel is the parsed LogLevel; call it on a validated Config.
+func (c Config) logLevel() zerolog.Level {
+	l, err := zerolog.ParseLevel(strings.ToLower(c.LogLevel))
+	if err != nil {
+		return zerolog.InfoLevel
+	}
+	return l
+}
+
+// clientTimeout bounds client commands that do not have their own timeout.
+const clientTimeout = 30 * time.Second

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"strings"
+	"testing"
+)
+
+func getenvFrom(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// parseWorkerConfig does what the worker command does with its configuration.
+func parseWorkerConfig(t *testing.T, env map[string]string, args ...string) Config {
+	t.Helper()
+	cfg, err := loadConfig(getenvFrom(env))
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.connFlags(fs)
+	cfg.workerFlags(fs, true)
+	cfg.logFlags(fs)
+	if _, err := parseArgs(fs, args); err != nil {
+		t.Fatalf("parseArgs: %v", err)
+	}
+	return cfg
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	def := DefaultConfig()
+	tests := []struct {
+		name         string
+		env          map[string]string
+		args         []string
+		wantURL      string
+		wantReplicas int
+		wantLevel    string
+	}{
+		{"defaults", nil, nil, def.NATSURL, def.Replicas, def.LogLevel},
+		{"env over default",
+			map[string]string{"NATS_URL": "nats://env:4222", "JETFLOW_REPLICAS": "3", "JETFLOW_LOG_LEVEL": "debug"},
+			nil, "nats://env:4222", 3, "debug"},
+		{"flag over env",
+			map[string]string{"NATS_URL": "nats://env:4222", "JETFLOW_REPLICAS": "3", "JETFLOW_LOG_LEVEL": "debug"},
+			[]string{"--nats", "nats://flag:4222", "--replicas", "5", "--log-level", "warn"},
+			"nats://flag:4222", 5, "warn"},
+		{"flag over default, env for the rest",
+			map[string]string{"JETFLOW_REPLICAS": "3"},
+			[]string{"--nats=nats://flag:4222"},
+			"nats://flag:4222", 3, def.LogLevel},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := parseWorkerConfig(t, tt.env, tt.args...)
+			if cfg.NATSURL != tt.wantURL {
+				t.Errorf("NATSURL = %q, want %q", cfg.NATSURL, tt.wantURL)
+			}
+			if cfg.Replicas != tt.wantReplicas {
+				t.Errorf("Replicas = %d, want %d", cfg.Replicas, tt.wantReplicas)
+			}
+			if cfg.LogLevel != tt.wantLevel {
+				t.Errorf("LogLevel = %q, want %q", cfg.LogLevel, tt.wantLevel)
+			}
+			if err := cfg.Validate(); err != nil {
+				t.Errorf("Validate: %v", err)
+			}
+		})
+	}
+}
+
+func TestLoadConfigBadEnv(t *testing.T) {
+	_, err := loadConfig(getenvFrom(map[string]string{"JETFLOW_CACHE_SIZE": "lots"}))
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v, want a *ConfigError", err)
+	}
+	if ce.Env != "JETFLOW_CACHE_SIZE" || !strings.Contains(err.Error(), `"lots"`) {
+		t.Errorf("err = %v, want one naming JETFLOW_CACHE_SIZE and the value", err)
+	}
+	if got := exitCode(err); got != exitUsage {
+		t.Errorf("exit code = %d, want %d", got, exitUsage)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   string // part of the error
+	}{
+		{"empty NATS URL", func(c *Config) { c.NATSURL = "" }, "--nats (env NATS_URL) must not be empty"},
+		{"bad NATS scheme", func(c *Config) { c.NATSURL = "http://x:4222" }, `--nats (env NATS_URL) has URL "http://x:4222" with scheme "http"`},
+		{"missing creds", func(c *Config) { c.Creds = "/does/not/exist.creds" }, "--creds (env NATS_CREDS) names a file that cannot be read"},
+		{"tls key without cert", func(c *Config) { c.TLSKey = "config_test.go" }, "--tls-cert (env NATS_CERT) must be set together with --tls-key"},
+		{"log level", func(c *Config) { c.LogLevel = "loud" }, `--log-level (env JETFLOW_LOG_LEVEL) must be trace, debug, info, warn or error, got "loud"`},
+		{"replicas", func(c *Config) { c.Replicas = 7 }, "--replicas (env JETFLOW_REPLICAS) must be 1..5, got 7"},
+		{"cache size", func(c *Config) { c.CacheSize = -1 }, "--cache-size (env JETFLOW_CACHE_SIZE) must be >= 0"},
+		{"concurrency", func(c *Config) { c.Concurrency = 0 }, "--concurrency (env JETFLOW_CONCURRENCY) must be >= 1"},
+		{"activity concurrency", func(c *Config) { c.ActivityConcurrency = 0 }, "--activity-concurrency (env JETFLOW_ACTIVITY_CONCURRENCY) must be >= 1"},
+		{"health addr", func(c *Config) { c.HealthAddr = "8081" }, "--health-addr (env JETFLOW_HEALTH_ADDR) must be host:port"},
+		{"data", func(c *Config) { c.Data = " " }, "--data (env JETFLOW_DATA) must not be empty"},
+		{"listen", func(c *Config) { c.NATSListen = "localhost" }, `--nats-listen (env JETFLOW_NATS_LISTEN) must be host:port, got "localhost"`},
+		{"listen port", func(c *Config) { c.NATSListen = "127.0.0.1:99999" }, `--nats-listen (env JETFLOW_NATS_LISTEN) has port "99999"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tt.change(&cfg)
+			err := cfg.Validate()
+			if err == nil {
+				t.Fatalf("Validate() = nil, want an error containing %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate() = %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+	t.Run("defaults are valid", func(t *testing.T) {
+		if err := DefaultConfig().Validate(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("any free port", func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.NATSListen = "127.0.0.1:-1"
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("reports every bad field", func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.Replicas, cfg.Concurrency = 0, 0
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), "--replicas") || !strings.Contains(err.Error(), "--concurrency") {
+			t.Errorf("Validate() = %v, want both --replicas and --concurrency", err)
+		}
+	})
+}
+
+func TestParseArgs(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantPos string
+		wantID  string
+	}{
+		{[]string{"Foo", "--id", "x"}, "Foo", "x"},
+		{[]string{"--id", "x", "Foo"}, "Foo", "x"},
+		{[]string{"a", "--id=x", "b", "c"}, "a b c", "x"},
+		{[]string{"a", "-5", "--id", "x"}, "a -5", "x"},
+		{[]string{"a", "--", "--id", "x"}, "a --id x", ""},
+	}
+	for _, tt := range tests {
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		id := fs.String("id", "", "")
+		pos, err := parseArgs(fs, tt.args)
+		if err != nil {
+			t.Errorf("parseArgs(%q): %v", tt.args, err)
+			continue
+		}
+		if got := strings.Join(pos, " "); got != tt.wantPos || *id != tt.wantID {
+			t.Errorf("parseArgs(%q) = %q, --id %q; want %q, --id %q", tt.args, got, *id, tt.wantPos, tt.wantID)
+		}
+	}
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if _, err := parseArgs(fs, []string{"--nope"}); exitCode(err) != exitUsage {
+		t.Errorf("unknown flag: exit code %d (%v), want %d", exitCode(err), err, exitUsage)
+	}
+}
+
+func TestParseJSON(t *testing.T) {
+	if _, err := parseJSON("event data", `{"a": 1}`); err != nil {
+		t.Errorf("valid JSON: %v", err)
+	}
+	_, err := parseJSON("event data", "yes")
+	if exitCode(err) != exitUsage {
+		t.Errorf("exit code %d, want %d", exitCode(err), exitUsage)
+	}
+	if want := `a string must be quoted: '"yes"'`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v, want the hint %q", err, want)
+	}
+}

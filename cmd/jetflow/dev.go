@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/jetflow-dev/jetflow/activities"
+)
+
+// devMaxPayload is the embedded server's max_payload, as in nats.conf.
+const devMaxPayload = 8 << 20
+
+// The demo stock put into the inventory bucket the first time `jetflow dev` starts on a data
+// directory (when the bucket is empty). README.md documents it.
+const (
+	demoItem  = "widget"
+	demoStock = 100
+)
+
+const devAbout = `
+Runs everything on this machine in one process: an embedded NATS server with JetStream (file
+storage under --data, max_payload 8 MiB) and a worker with the example orchestrators and
+activities. It stays up until interrupted (Ctrl-C or SIGTERM) and then shuts down cleanly.
+`
+
+func runDev(ctx context.Context, env *Env, args []string) error {
+	cfg, err := loadConfig(env.Getenv)
+	if err != nil {
+		return err
+	}
+	fs := newFlagSet(env, "dev", "[flags]", devAbout)
+	cfg.devFlags(fs)
+	cfg.workerFlags(fs, false)
+	cfg.logFlags(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, 0, 0, "no arguments"); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := newLogger(env.Stderr, cfg.logLevel())
+
+	d, err := startDev(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	printDevBanner(env.Stdout, d)
+	select {
+	case <-ctx.Done():
+		log.Info().Msg("shutting down")
+	case err = <-d.failed:
+		log.Error().Err(err).Msg("worker failed; shutting down")
+	}
+	d.Stop()
+	return err
+}
+
+// devServer is what `jetflow dev` runs: an embedded NATS server and a worker on it.
+type devServer struct {
+	srv    *server.Server
+	nc     *nats.Conn
+	w      *exampleWorker
+	log    zerolog.Logger
+	data   string
+	seeded bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	failed chan error // the worker stopped with an error
+	once   sync.Once
+}
+
+// URL returns the NATS URL clients connect to.
+func (d *devServer) URL() string { return d.srv.ClientURL() }
+
+// startDev starts the embedded server and the worker, and returns once both are running. ctx
+// bounds start-up only; Stop stops them.
+func startDev(ctx context.Context, cfg Config, log zerolog.Logger) (_ *devServer, err error) {
+	host, port, err := cfg.listenHostPort()
+	if err != nil {
+		return nil, err
+	}
+	data, err := filepath.Abs(cfg.Data)
+	if err != nil {
+		return nil, fmt.Errorf("data directory %q: %w", cfg.Data, err)
+	}
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	srv, err := server.NewServer(&server.Options{
+		ServerName: "jetflow-dev",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   data,
+		MaxPayload: devMaxPayload,
+		NoSigs:     true, // this process handles signals
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configuring the embedded NATS server: %w", err)
+	}
+	fatal := make(chan error, 1)
+	srvLog := log.With().Str("component", "nats-server").Logger()
+	trace := cfg.logLevel() <= zerolog.TraceLevel
+	srv.SetLoggerV2(&natsLogger{log: srvLog, fatal: fatal}, trace, trace, false)
+
+	d := &devServer{srv: srv, log: log, data: data, failed: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			d.Stop()
+		}
+	}()
+	go srv.Start()
+	if err := waitReady(ctx, srv, fatal); err != nil {
+		return d, err
+	}
+	if !srv.JetStreamEnabled() {
+		return d, errors.New("the embedded NATS server started without JetStream")
+	}
+	log.Info().Str("url", srv.ClientURL()).Str("data", data).Msg("embedded NATS server ready")
+
+	d.nc, err = nats.Connect(srv.ClientURL(), nats.InProcessServer(srv), nats.Name("jetflow dev"))
+	if err != nil {
+		return d, fmt.Errorf("connecting to the embedded server: %w", err)
+	}
+	js, err := jetstream.New(d.nc)
+	if err != nil {
+		return d, err
+	}
+	cfg.Replicas = 1 // one server
+	if d.w, err = newExampleWorker(ctx, cfg, js, log); err != nil {
+		return d, err
+	}
+	if d.seeded, err = seedInventory(ctx, d.w.inventory); err != nil {
+		return d, err
+	}
+	if d.seeded {
+		log.Info().Str("item", demoItem).Int("stock", demoStock).Msg("seeded the demo inventory")
+	}
+
+	// Start the services. The HTTP API (pkg/httpapi over d.w.client) and the queue raiser
+	// (pkg/raiser) will start here too, each as one more goroutine in d.wg that reports to
+	// d.failed, and shut down by d.cancel before the connection and the server.
+	runCtx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := d.w.worker.Run(runCtx); err != nil {
+			d.failed <- fmt.Errorf("worker: %w", err)
+		}
+	}()
+	log.Info().Msg("worker running the example orchestrations and activities")
+	return d, nil
+}
+
+// waitReady waits until srv accepts connections, it reports a fatal error, or ctx ends.
+func waitReady(ctx context.Context, srv *server.Server, fatal <-chan error) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for !srv.ReadyForConnections(50 * time.Millisecond) {
+		select {
+		case err := <-fatal:
+			return fmt.Errorf("embedded NATS server: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if time.Now().After(deadline) {
+			return errors.New("embedded NATS server not ready after 30s")
+		}
+	}
+	return nil
+}
+
+// seedInventory stocks the demo item if the inventory bucket is empty (a new data directory).
+func seedInventory(ctx context.Context, kv jetstream.KeyValue) (bool, error) {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return false, fmt.Errorf("reading the inventory bucket: %w", err)
+	}
+	if st.Values() > 0 {
+		return false, nil
+	}
+	if err := activities.Restock(ctx, kv, demoItem, demoStock); err != nil {
+		return false, fmt.Errorf("seeding the inventory: %w", err)
+	}
+	return true, nil
+}
+
+// Stop stops the services, then the connection, then the server, and waits for all of them.
+func (d *devServer) Stop() {
+	d.once.Do(func() {
+		if d.cancel != nil {
+			d.cancel()
+		}
+		d.wg.Wait()
+		if d.w != nil {
+			d.w.logStats(d.log)
+		}
+		if d.nc != nil {
+			d.nc.Close()
+		}
+		d.srv.Shutdown()
+		d.srv.WaitForShutdown()
+		d.log.Info().Msg("embedded NATS server stopped")
+	})
+}
+
+func printDevBanner(w io.Writer, d *devServer) {
+	url := d.URL()
+	flag, server := "", ""
+	if url != DefaultConfig().NATSURL {
+		flag, server = " --nats "+url, " --server "+url
+	}
+	inventory := "already set up"
+	if d.seeded {
+		inventory = fmt.Sprintf("stocked with %d %q", demoStock, demoItem)
+	}
+	fmt.Fprintf(w, `
+jetflow dev is running. Ctrl-C stops it.
+
+  NATS       %[1]s   (JetStream data in %[2]s)
+  inventory  %[3]s
+
+Start an orchestration that waits for an approval, then approve it:
+
+  id=$(jetflow start%[4]s BudgetApproval --input '{"amountCents": 500000, "requester": "ana"}')
+  jetflow status%[4]s $id
+  jetflow raise%[4]s $id Approval true
+  jetflow wait%[4]s $id
+
+or raise the event with any NATS client, e.g. the nats CLI:
+
+  nats pub%[5]s jetflow.inst.<id>.event.Approval true
+
+(for IDs with characters other than letters, digits, '-' and '_', 'jetflow subject <id> Approval'
+prints the subject). Or order the demo item:
+
+  jetflow start%[4]s PlaceOrder --input '{"item": "%[6]s", "quantity": 2, "unitPriceCents": 1999}'
+
+`, url, d.data, inventory, flag, server, demoItem)
+}

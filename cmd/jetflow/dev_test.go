@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// TestDevEndToEnd runs the dev server's wiring in-process (any free port, a temporary data
+// directory) and drives it through the same functions the CLI runs.
+func TestDevEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := DefaultConfig()
+	cfg.Data = t.TempDir()
+	cfg.NATSListen = "127.0.0.1:-1"
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	d, err := startDev(ctx, cfg, log)
+	if err != nil {
+		t.Fatalf("startDev: %v", err)
+	}
+	t.Cleanup(d.Stop)
+	if !d.seeded {
+		t.Error("the demo inventory was not seeded on a new data directory")
+	}
+	nats := []string{"--nats", d.URL()}
+
+	// cli runs one command and checks its exit code.
+	cli := func(wantCode int, args ...string) (stdout, stderr string) {
+		t.Helper()
+		stdout, stderr, code := runCmd(ctx, append(args, nats...)...)
+		if code != wantCode {
+			t.Fatalf("jetflow %q: exit %d, want %d\nstdout: %s\nstderr: %s", args, code, wantCode, stdout, stderr)
+		}
+		return stdout, stderr
+	}
+
+	t.Run("start raise wait", func(t *testing.T) {
+		out, _ := cli(0, "start", "BudgetApproval", "--input", `{"amountCents": 500000, "requester": "ana"}`)
+		id := strings.TrimSpace(out)
+		if id == "" {
+			t.Fatal("start printed no instance ID")
+		}
+		out, _ = cli(0, "status", id)
+		if !strings.Contains(out, "waiting for  event Approval") {
+			t.Errorf("status before the event:\n%s\nwant it to say it waits for event Approval", out)
+		}
+		cli(0, "raise", id, "Approval", "true", "--event-id", "approval-1")
+		out, _ = cli(0, "wait", id, "--timeout", "20s")
+		if got := strings.TrimSpace(out); got != `"approved"` {
+			t.Errorf("wait printed %q, want %q", got, `"approved"`)
+		}
+		out, _ = cli(0, "status", id, "--history")
+		for _, want := range []string{"Completed", "EventRaised", "event ID approval-1", "ApproveBudget"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("status --history does not mention %q:\n%s", want, out)
+			}
+		}
+	})
+
+	t.Run("exit codes", func(t *testing.T) {
+		cli(exitNotFound, "wait", "no-such-instance")
+		cli(exitNotFound, "raise", "no-such-instance", "Approval", "true")
+		cli(exitUsage, "raise", "x", "Approval", "yes")
+
+		out, _ := cli(0, "start", "BudgetApproval", "--id", "order 42")
+		if got := strings.TrimSpace(out); got != "order 42" {
+			t.Fatalf("start --id printed %q", got)
+		}
+		_, errOut := cli(exitTimedOut, "wait", "order 42", "--timeout", "300ms")
+		if !strings.Contains(errOut, "waiting for event Approval") {
+			t.Errorf("wait timeout message %q does not say what the instance waits for", errOut)
+		}
+		cli(0, "terminate", "order 42", "--reason", "no budget")
+		cli(exitEnded, "wait", "order 42", "--timeout", "20s")
+		cli(exitError, "raise", "order 42", "Approval", "true")
+		cli(0, "purge", "order 42")
+		cli(exitNotFound, "status", "order 42")
+	})
+}

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jetflow-dev/jetflow/pkg/engine"
+)
+
+const purgeAbout = `
+Deletes an ended (completed, failed or terminated) instance's state and history. Exit code 3 if
+there is no such instance, 1 if it has not ended.
+`
+
+func runPurge(ctx context.Context, env *Env, args []string) error {
+	cfg, err := loadConfig(env.Getenv)
+	if err != nil {
+		return err
+	}
+	fs := newFlagSet(env, "purge", "<id>", purgeAbout)
+	cfg.clientFlags(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, 1, 1, "an instance ID"); err != nil {
+		return err
+	}
+	id := pos[0]
+	if err := checkID(id); err != nil {
+		return err
+	}
+	return withClient(ctx, env, cfg, clientTimeout, func(ctx context.Context, c *engine.Client) error {
+		if err := c.Purge(ctx, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stderr, "purged %q\n", id)
+		return nil
+	})
+}

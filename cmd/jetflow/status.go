@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jetflow-dev/jetflow/pkg/durable"
+	"github.com/jetflow-dev/jetflow/pkg/engine"
+	"github.com/jetflow-dev/jetflow/pkg/history"
+)
+
+const statusAbout = `
+Prints an instance's name, status, times, input, output, custom status and what it waits for.
+--history adds the history of its current generation as a timeline; --json prints the same
+as JSON (long values are shortened only in the human output).
+`
+
+func runStatus(ctx context.Context, env *Env, args []string) error {
+	cfg, err := loadConfig(env.Getenv)
+	if err != nil {
+		return err
+	}
+	fs := newFlagSet(env, "status", "<id> [--history] [--json]", statusAbout)
+	cfg.clientFlags(fs)
+	withHistory := fs.Bool("history", false, "print the history too")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, 1, 1, "an instance ID"); err != nil {
+		return err
+	}
+	id := pos[0]
+	if err := checkID(id); err != nil {
+		return err
+	}
+	return withClient(ctx, env, cfg, clientTimeout, func(ctx context.Context, c *engine.Client) error {
+		s, err := c.GetStatus(ctx, id)
+		if err != nil {
+			return err
+		}
+		var events []history.Event
+		if *withHistory {
+			if events, err = c.GetHistory(ctx, id); err != nil {
+				return err
+			}
+		}
+		if *asJSON {
+			enc := json.NewEncoder(env.Stdout)
+			enc.SetIndent("", "  ")
+			if *withHistory {
+				return enc.Encode(struct {
+					Status  *engine.Status  `json:"status"`
+					History []history.Event `json:"history"`
+				}{s, events})
+			}
+			return enc.Encode(s)
+		}
+		now := time.Now()
+		printStatus(env.Stdout, s, now)
+		if *withHistory {
+			fmt.Fprintln(env.Stdout)
+			printHistory(env.Stdout, events, now)
+		}
+		return nil
+	})
+}
+
+// maxShown is how much of a JSON value the human output shows.
+const maxShown = 1000
+
+// printStatus writes s for people.
+func printStatus(w io.Writer, s *engine.Status, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
+	row("instance", s.ID)
+	row("name", s.Name)
+	row("status", string(s.Status))
+	row("created", formatTime(s.CreatedAt, now))
+	row("updated", formatTime(s.UpdatedAt, now))
+	if len(s.Input) > 0 {
+		row("input", shorten(string(s.Input), maxShown))
+	}
+	if len(s.Output) > 0 {
+		row("output", shorten(string(s.Output), maxShown))
+	}
+	if len(s.CustomStatus) > 0 {
+		row("custom status", shorten(string(s.CustomStatus), maxShown))
+	}
+	if s.Failure != nil {
+		row("failure", s.Failure.Error())
+	}
+	if s.Waiting != nil && !s.Waiting.IsEmpty() {
+		row("waiting for", describeWaiting(*s.Waiting, now))
+	}
+	if s.Parent != nil {
+		row("parent", fmt.Sprintf("%s (task %d)", s.Parent.InstanceID, s.Parent.TaskID))
+	}
+	tw.Flush()
+}
+
+func describeWaiting(wt durable.Waiting, now time.Time) string {
+	var parts []string
+	for _, e := range wt.Events {
+		parts = append(parts, "event "+e)
+	}
+	for _, t := range wt.Timers {
+		parts = append(parts, "timer at "+formatTime(t, now))
+	}
+	for _, a := range wt.Activities {
+		parts = append(parts, "activity "+a)
+	}
+	for _, o := range wt.SubOrchestrations {
+		parts = append(parts, "sub-orchestration "+o)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// formatTime writes t in UTC with how long ago (or how far ahead) it is.
+func formatTime(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := now.Sub(t)
+	rel := roundDuration(d).String() + " ago"
+	if d < 0 {
+		rel = "in " + roundDuration(-d).String()
+	}
+	return fmt.Sprintf("%s (%s)", t.UTC().Format("2006-01-02 15:04:05.000Z"), rel)
+}
+
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond)
+	case d < time.Hour:
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Minute)
+}
+
+// shorten cuts s to at most n bytes (on a character boundary), saying how long it was.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes; --json shows all)", s[:cut], len(s))
+}
+
+// maxShownInTimeline is how much of a JSON value one history line shows.
+const maxShownInTimeline = 120
+
+// printHistory writes a history as a timeline, one event a line, with each event's time and
+// offset from the first.
+func printHistory(w io.Writer, events []history.Event, now time.Time) {
+	fmt.Fprintf(w, "history (%d events)\n", len(events))
+	if len(events) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	start := events[0].Timestamp
+	for _, ev := range events {
+		fmt.Fprintf(tw, "  %s\t+%s\t%s\t%s\n",
+			ev.Timestamp.UTC().Format("15:04:05.000"),
+			roundDuration(ev.Timestamp.Sub(start)),
+			ev.Type, describeEvent(ev, now))
+	}
+	tw.Flush()
+}
+
+// describeEvent summarizes the fields that matter for each event type.
+func describeEvent(ev history.Event, now time.Time) string {
+	js := func(label string, raw json.RawMessage) string {
+		if len(raw) == 0 {
+			return ""
+		}
+		return label + " " + shorten(string(raw), maxShownInTimeline)
+	}
+	task := func() string { return fmt.Sprintf("#%d", ev.TaskID) }
+	failure := func() string {
+		if ev.Failure == nil {
+			return ""
+		}
+		return "failure " + shorten(ev.Failure.Error(), maxShownInTimeline)
+	}
+	reason := func() string {
+		if ev.Reason == "" {
+			return ""
+		}
+		return "reason " + ev.Reason
+	}
+	var parts []string
+	switch ev.Type {
+	case history.OrchestratorStarted:
+		// Its timestamp is the orchestrator's CurrentTime for the turn.
+		parts = []string{"(a turn begins)"}
+	case history.ExecutionStarted:
+		parts = []string{ev.Name, js("input", ev.Input)}
+		if ev.Generation > 1 {
+			parts = append(parts, fmt.Sprintf("generation %d", ev.Generation))
+		}
+		if ev.Parent != nil {
+			parts = append(parts, fmt.Sprintf("parent %s #%d", ev.Parent.InstanceID, ev.Parent.TaskID))
+		}
+	case history.ExecutionCompleted:
+		parts = []string{string(ev.Status), js("output", ev.Result), failure()}
+	case history.ExecutionTerminated, history.ExecutionSuspended, history.ExecutionResumed:
+		parts = []string{reason()}
+	case history.ContinuedAsNew:
+		parts = []string{js("input", ev.Input)}
+	case history.TaskScheduled:
+		parts = []string{task(), ev.Name, js("input", ev.Input)}
+	case history.TaskCompleted, history.SubOrchestrationInstanceCompleted:
+		parts = []string{task(), js("result", ev.Result)}
+	case history.TaskFailed, history.SubOrchestrationInstanceFailed:
+		parts = []string{task(), failure()}
+	case history.TimerCreated:
+		parts = []string{task(), "fires " + formatTime(ev.FireAt, now)}
+	case history.TimerFired:
+		parts = []string{task()}
+	case history.SubOrchestrationInstanceCreated:
+		parts = []string{task(), ev.Name, "instance " + ev.InstanceID, js("input", ev.Input)}
+	case history.EventRaised:
+		parts = []string{ev.Name, js("data", ev.Input)}
+		if ev.EventID != "" {
+			parts = append(parts, "event ID "+ev.EventID)
+		}
+	default:
+		parts = []string{task(), ev.Name, js("input", ev.Input), js("result", ev.Result), failure(), reason()}
+	}
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, "  ")
+}
