@@ -9,7 +9,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
 
@@ -27,7 +26,7 @@ var (
 	ErrConflict = errors.New("conflicting write")
 	// ErrInvalidName: an instance ID or event name that cannot be used (empty, too long,
 	// control characters).
-	ErrInvalidName = durable.ErrInvalidName
+	ErrInvalidName = history.ErrInvalidName
 	// ErrPayloadTooLarge: an input, event or result over the configured size limit.
 	ErrPayloadTooLarge = errors.New("payload too large")
 	// ErrBadPayload: data that is not valid JSON.
@@ -171,7 +170,7 @@ type Instance struct {
 	Failure      *history.Failure      `json:"failure,omitempty"`
 	CreatedAt    time.Time             `json:"createdTime"`
 	UpdatedAt    time.Time             `json:"lastUpdatedTime"`
-	Waiting      *durable.Waiting      `json:"waitingFor,omitempty"`
+	Waiting      *history.Waiting      `json:"waitingFor,omitempty"`
 	Parent       *history.ParentRef    `json:"parent,omitempty"`
 
 	// Bookkeeping of the engine.
@@ -203,7 +202,7 @@ type Turn struct {
 	Reset   bool             `json:"reset,omitempty"`
 	LastSeq uint64           `json:"lastSeq"`
 	Events  []history.Event  `json:"events"`
-	Actions []durable.Action `json:"actions,omitempty"`
+	Actions []history.Action `json:"actions,omitempty"`
 	// Generation the turn belongs to; actions are tagged with it.
 	Generation uint64 `json:"generation"`
 	// Messages are sent to other instances after the commit (a sub-orchestration's result).

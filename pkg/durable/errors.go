@@ -13,6 +13,9 @@ var ErrTimeout = errors.New("timed out")
 // ErrNonDeterminism fails an instance whose orchestrator code no longer matches its history.
 var ErrNonDeterminism = errors.New("non-deterministic orchestrator")
 
+// errCanceled completes a timer that no longer matters (the timeout of an event that arrived).
+var errCanceled = errors.New("canceled")
+
 // ErrNotRegistered fails an instance whose orchestrator name is not registered on the worker.
 var ErrNotRegistered = errors.New("not registered")
 
@@ -46,4 +49,24 @@ func (e *TaskFailedError) Unwrap() error { return e.Failure }
 // nonDeterminism builds an ErrNonDeterminism with a message that says what differed.
 func nonDeterminism(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrNonDeterminism, fmt.Sprintf(format, args...))
+}
+
+// FailureType names the kind of an error for a history.Failure: "TaskFailed", "DecodeError",
+// "Timeout", "NonDeterminism", "InvalidName" for the SDK's own errors, "Error" for any other.
+func FailureType(err error) string {
+	var failed *TaskFailedError
+	var decode *DecodeError
+	switch {
+	case errors.As(err, &failed):
+		return "TaskFailed"
+	case errors.As(err, &decode):
+		return "DecodeError"
+	case errors.Is(err, ErrTimeout):
+		return "Timeout"
+	case errors.Is(err, ErrNonDeterminism):
+		return "NonDeterminism"
+	case errors.Is(err, ErrInvalidName):
+		return "InvalidName"
+	}
+	return "Error"
 }

@@ -2,7 +2,6 @@ package durable
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -14,39 +13,21 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
 
-// ActionKind says what a new task asks the engine to do.
-type ActionKind string
+// Action is a task the orchestrator scheduled in a turn; see history.Action.
+type Action = history.Action
+
+// ActionKind says what an Action asks for.
+type ActionKind = history.ActionKind
 
 // The action kinds.
 const (
-	ActionActivity         ActionKind = "activity"
-	ActionTimer            ActionKind = "timer"
-	ActionSubOrchestration ActionKind = "subOrchestration"
+	ActionActivity         = history.ActionActivity
+	ActionTimer            = history.ActionTimer
+	ActionSubOrchestration = history.ActionSubOrchestration
 )
 
-// Action is a task the orchestrator scheduled in this turn, for the engine to publish after the
-// turn is committed.
-type Action struct {
-	Kind       ActionKind      `json:"kind"`
-	TaskID     int             `json:"taskId"`
-	Name       string          `json:"name,omitempty"`
-	Input      json.RawMessage `json:"input,omitempty"`
-	FireAt     time.Time       `json:"fireAt,omitzero"`
-	InstanceID string          `json:"instanceId,omitempty"` // sub-orchestrations
-}
-
-// Waiting lists what an instance waits for, for its status.
-type Waiting struct {
-	Events            []string    `json:"events,omitempty"`
-	Timers            []time.Time `json:"timers,omitempty"`
-	Activities        []string    `json:"activities,omitempty"`
-	SubOrchestrations []string    `json:"subOrchestrations,omitempty"`
-}
-
-// IsEmpty reports whether nothing is awaited.
-func (w Waiting) IsEmpty() bool {
-	return len(w.Events)+len(w.Timers)+len(w.Activities)+len(w.SubOrchestrations) == 0
-}
+// Waiting lists what an instance waits for; see history.Waiting.
+type Waiting = history.Waiting
 
 // ContinueAsNew is the request of an orchestrator that called ContinueAsNew: the engine starts
 // the next generation with Input, followed by the CarryOver events.
@@ -194,11 +175,13 @@ func (e *Executor) record(ev history.Event) {
 
 func (e *Executor) endTurn(now time.Time) *TurnResult {
 	res := &TurnResult{}
+	var end *history.Event // the event that records this generation's end, if it ends now
 	switch {
 	case e.err != nil:
 		res.Status = history.StatusFailed
 		res.Failure = &history.Failure{Type: "NonDeterminism", Message: e.err.Error()}
-		e.newEvents = append(e.newEvents, history.NewExecutionCompleted(now, res.Status, nil, res.Failure))
+		ev := history.NewExecutionCompleted(now, res.Status, nil, res.Failure)
+		end = &ev
 	case e.terminated:
 		res.Status = history.StatusTerminated
 		res.Output, _ = json.Marshal(e.termReason)
@@ -207,28 +190,39 @@ func (e *Executor) endTurn(now time.Time) *TurnResult {
 		if !e.continueAsNew.discard {
 			e.carry(e.buffered)
 			e.carry(e.held)
+			e.buffered, e.held = nil, nil
 		}
 		res.ContinueAsNew = &ContinueAsNew{Input: e.continueAsNew.input, CarryOver: e.carryOver}
-		e.newEvents = append(e.newEvents, history.NewContinuedAsNew(now, e.continueAsNew.input))
+		ev := history.NewContinuedAsNew(now, e.continueAsNew.input)
+		end = &ev
 	case e.finished && e.failure != nil:
 		res.Status, res.Failure = history.StatusFailed, e.failure
-		e.newEvents = append(e.newEvents, history.NewExecutionCompleted(now, res.Status, nil, e.failure))
+		ev := history.NewExecutionCompleted(now, res.Status, nil, e.failure)
+		end = &ev
 	case e.finished:
 		res.Status, res.Output = history.StatusCompleted, e.output
-		e.newEvents = append(e.newEvents, history.NewExecutionCompleted(now, res.Status, e.output, nil))
+		ev := history.NewExecutionCompleted(now, res.Status, e.output, nil)
+		end = &ev
 	case e.suspended:
 		res.Status = history.StatusSuspended
 	default:
 		res.Status = history.StatusRunning
 	}
+	if e.err == nil {
+		// What the code scheduled in this turn; after a replay failure the code is not the
+		// code that made the history, so nothing it asks for is done.
+		for _, t := range e.unconfirmed {
+			res.Actions = append(res.Actions, t.action())
+			e.newEvents = append(e.newEvents, t.scheduledEvent(now))
+		}
+	}
+	e.unconfirmed = nil
+	if end != nil && !e.recordedEnd {
+		e.newEvents = append(e.newEvents, *end)
+	}
 	if e.Done() {
 		e.recordedEnd = true
 	}
-	for _, t := range e.unconfirmed {
-		res.Actions = append(res.Actions, t.action())
-		e.newEvents = append(e.newEvents, t.scheduledEvent(now))
-	}
-	e.unconfirmed = nil
 	res.Events = e.newEvents
 	e.newEvents = nil
 	res.CustomStatus = e.customStatus
@@ -395,7 +389,7 @@ func (e *Executor) body(fn OrchestratorFunc) {
 	switch {
 	case e.continueAsNew != nil:
 	case err != nil:
-		e.failure = &history.Failure{Type: errorType(err), Message: err.Error()}
+		e.failure = &history.Failure{Type: FailureType(err), Message: err.Error()}
 	default:
 		b, merr := json.Marshal(out)
 		if merr != nil {
@@ -403,20 +397,6 @@ func (e *Executor) body(fn OrchestratorFunc) {
 		}
 		e.output = b
 	}
-}
-
-func errorType(err error) string {
-	var failed *TaskFailedError
-	var decode *DecodeError
-	switch {
-	case errors.As(err, &failed):
-		return "TaskFailed"
-	case errors.As(err, &decode):
-		return "DecodeError"
-	case errors.Is(err, ErrTimeout):
-		return "Timeout"
-	}
-	return fmt.Sprintf("%T", err)
 }
 
 // step hands control to the orchestrator until it blocks or returns.

@@ -314,3 +314,37 @@ func TestDeterministicTimeUUIDAndQuietReplayLogger(t *testing.T) {
 		t.Fatalf("replayed output %s, live %s", cold.output, done.Output)
 	}
 }
+
+func TestTimeoutTimerIsDroppedWhenTheEventWins(t *testing.T) {
+	h := newHarness(t, func(ctx *OrchestrationContext) (any, error) {
+		if err := ctx.WaitForExternalEvent("X", WithTimeout(time.Minute)).Await(nil); err != nil {
+			return nil, err
+		}
+		return nil, ctx.WaitForExternalEvent("Y").Await(nil)
+	})
+	res := h.turn(started(`null`))
+	timer := res.Actions[0]
+	res = h.turn(raised("X", "1"))
+	if len(res.Waiting.Timers) != 0 {
+		t.Fatalf("still waiting for the timeout timer: %+v", res.Waiting)
+	}
+	res = h.turn(history.NewTimerFired(t0, timer.TaskID))
+	if len(res.Events) != 1 {
+		t.Fatalf("the stale timer's firing was recorded: %+v", res.Events)
+	}
+}
+
+func TestSetCustomStatusNilClears(t *testing.T) {
+	h := newHarness(t, func(ctx *OrchestrationContext) (any, error) {
+		ctx.SetCustomStatus("busy")
+		ctx.WaitForExternalEvent("X").Await(nil)
+		ctx.SetCustomStatus(nil)
+		return nil, ctx.WaitForExternalEvent("Y").Await(nil)
+	})
+	if res := h.turn(started(`null`)); string(res.CustomStatus) != `"busy"` {
+		t.Fatalf("custom status %s", res.CustomStatus)
+	}
+	if res := h.turn(raised("X", "1")); res.CustomStatus != nil {
+		t.Fatalf("custom status %s, want none", res.CustomStatus)
+	}
+}

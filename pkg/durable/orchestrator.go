@@ -2,17 +2,14 @@ package durable
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"runtime"
-	"strconv"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
+
+	"github.com/jetflow-dev/jetflow/pkg/history"
 )
 
 // MaxCustomStatusBytes is the largest custom status accepted, as in Durable Functions.
@@ -49,7 +46,8 @@ func (c *OrchestrationContext) CurrentTime() time.Time { return c.e.now }
 func (c *OrchestrationContext) IsReplaying() bool { return c.e.replaying }
 
 // Logger returns a logger that discards everything while the orchestrator replays, so each line
-// is logged once.
+// is logged once. Call it at each log line: a logger derived from it and kept in a variable
+// keeps the replaying state of the moment it was derived.
 func (c *OrchestrationContext) Logger() *zerolog.Logger {
 	if c.e.replaying {
 		nop := zerolog.Nop()
@@ -64,9 +62,13 @@ func (c *OrchestrationContext) NewUUID() uuid.UUID {
 	return uuid.NewSHA1(uuid.NameSpaceURL, fmt.Appendf(nil, "jetflow:%s:%d:%d", c.e.instanceID, c.e.gen, c.e.uuidCounter))
 }
 
-// SetCustomStatus sets the instance's custom status, visible in its status as JSON. It fails if v
-// does not encode or exceeds MaxCustomStatusBytes.
+// SetCustomStatus sets the instance's custom status, visible in its status as JSON; nil clears
+// it. It fails if v does not encode or exceeds MaxCustomStatusBytes.
 func (c *OrchestrationContext) SetCustomStatus(v any) error {
+	if v == nil {
+		c.e.customStatus = nil
+		return nil
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encoding custom status: %w", err)
@@ -139,7 +141,7 @@ func (c *OrchestrationContext) CallActivity(name string, input any, opts ...Call
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if err := CheckName("activity name", name); err != nil {
+	if err := history.CheckName("activity name", name); err != nil {
 		return e.failedTask(kindActivity, name, err)
 	}
 	raw, err := marshalInput(input)
@@ -218,6 +220,9 @@ func (c *OrchestrationContext) WaitForExternalEvent(name string, opts ...WaitOpt
 				t.complete(nil, fmt.Errorf("%w: event %q not received within %s", ErrTimeout, name, o.timeout))
 			}
 		})
+		// The event came first: the timer means nothing any more. It is not awaited or listed;
+		// when it fires, the firing is ignored.
+		t.onDone = append(t.onDone, func() { timer.complete(nil, errCanceled) })
 	}
 	return t
 }
@@ -247,7 +252,7 @@ func (c *OrchestrationContext) CallSubOrchestrator(name string, input any, opts 
 	if o.instanceID == "" {
 		o.instanceID = c.NewUUID().String()
 	}
-	for _, err := range []error{CheckName("sub-orchestrator name", name), CheckName("instance ID", o.instanceID)} {
+	for _, err := range []error{history.CheckName("sub-orchestrator name", name), history.CheckName("instance ID", o.instanceID)} {
 		if err != nil {
 			return e.failedTask(kindSubOrchestration, name, err)
 		}
@@ -474,61 +479,9 @@ func (t *Task) complete(result json.RawMessage, err error) {
 	}
 }
 
-// ErrInvalidName reports an activity name, event name, orchestrator name or instance ID that
-// cannot be used: empty, over MaxNameLength characters, not UTF-8, or with control characters.
-var ErrInvalidName = errors.New("invalid name")
-
-// MaxNameLength is the longest name or instance ID, in characters.
-const MaxNameLength = 256
-
-// NameError describes a name that cannot be used; it wraps ErrInvalidName and reads
-// `instance ID "": must not be empty`.
-type NameError struct {
-	What   string // "instance ID", "event name", ...
-	Name   string
-	Reason string
-}
-
-func (e *NameError) Error() string {
-	return fmt.Sprintf("%s %s: %s", e.What, quoteName(e.Name), e.Reason)
-}
-
-// Unwrap returns ErrInvalidName.
-func (e *NameError) Unwrap() error { return ErrInvalidName }
-
-// quoteName quotes a name for an error message, shortening very long ones.
-func quoteName(s string) string {
-	const show = 64
-	if utf8.RuneCountInString(s) <= show {
-		return strconv.Quote(s)
-	}
-	i := 0
-	for n := 0; i < len(s) && n < show; n++ {
-		_, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-	}
-	return fmt.Sprintf("%s... (%d characters)", strconv.Quote(s[:i]), utf8.RuneCountInString(s))
-}
-
-// CheckName returns a *NameError if name cannot be used as what (an "instance ID", an "event
-// name", ...). It is the one rule for names; the backend maps every valid name to a NATS
-// subject token reversibly.
-func CheckName(what, name string) error {
-	reason := ""
-	switch {
-	case name == "":
-		reason = "must not be empty"
-	case !utf8.ValidString(name):
-		reason = "is not valid UTF-8"
-	case utf8.RuneCountInString(name) > MaxNameLength:
-		reason = fmt.Sprintf("longer than %d characters", MaxNameLength)
-	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		reason = "contains a control character"
-	default:
-		return nil
-	}
-	return &NameError{What: what, Name: name, Reason: reason}
-}
+// ErrInvalidName is returned by Await on a task whose activity name, sub-orchestrator name or
+// instance ID cannot be used (see history.CheckName).
+var ErrInvalidName = history.ErrInvalidName
 
 func marshalInput(v any) (json.RawMessage, error) {
 	if raw, ok := v.(json.RawMessage); ok {

@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
-	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
 
@@ -105,7 +104,7 @@ func WithEventID(id string) RaiseOption {
 // RaiseEvent sends event name with data (encoded as JSON) to an instance. It returns
 // ErrInstanceNotFound or ErrInstanceEnded when the instance cannot take it.
 func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any, opts ...RaiseOption) error {
-	if err := durable.CheckName("event name", name); err != nil {
+	if err := history.CheckName("event name", name); err != nil {
 		return err
 	}
 	raw, err := encodePayload(data)

@@ -378,14 +378,15 @@ func (w *Worker) turn(ctx context.Context, id string, delivered []backend.InboxM
 		w.keep(id, l)
 		return nil, nil
 	}
-	// Messages of this instance that precede ours in the inbox but went to another worker are
-	// applied first, so that every instance sees its messages in inbox order.
-	gap, err := w.b.ReadInbox(ctx, id, lastSeq, pending[0].Seq)
+	// Messages of this instance that precede or fall between ours in the inbox but went to
+	// another worker are applied in their place, so that every instance sees its messages in
+	// inbox order.
+	inbox, err := w.b.ReadInbox(ctx, id, lastSeq, pending[len(pending)-1].Seq)
 	if err != nil {
 		w.keep(id, l)
 		return nil, err
 	}
-	msgs := append(gap, pending...)
+	msgs := mergeBySeq(pending, inbox)
 
 	now := time.Now().UTC()
 	b := turnBuilder{w: w, id: id, l: l, now: now}
@@ -396,6 +397,23 @@ func (w *Worker) turn(ctx context.Context, id string, delivered []backend.InboxM
 		}
 	}
 	return b.finish(ctx, nil)
+}
+
+// mergeBySeq merges the delivered messages with those read from the inbox, in sequence order;
+// a message in both is taken as delivered (its ack counts).
+func mergeBySeq(delivered, read []backend.InboxMessage) []backend.InboxMessage {
+	have := make(map[uint64]bool, len(delivered))
+	for _, m := range delivered {
+		have[m.Seq] = true
+	}
+	out := append([]backend.InboxMessage(nil), delivered...)
+	for _, m := range read {
+		if !have[m.Seq] {
+			out = append(out, m)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out
 }
 
 // remaining returns the delivered messages among msgs.
@@ -432,6 +450,11 @@ const maxTurnBytes = 2 << 20
 func (b *turnBuilder) add(ctx context.Context, m backend.InboxMessage) bool {
 	w := b.w
 	log := w.log.With().Str(fieldInstance, b.id).Str(fieldKind, string(m.Kind)).Uint64(fieldSeq, m.Seq).Logger()
+	if m.Err != nil {
+		// An unusable subject read from the inbox: whoever holds it dead-letters it.
+		b.applied = append(b.applied, m)
+		return true
+	}
 	if m.Delivered > w.opts.poisonAfter {
 		b.deadLetter(ctx, m, fmt.Sprintf("delivered %d times without being processed", m.Delivered))
 		return true
@@ -782,7 +805,7 @@ func (w *Worker) runActivity(ctx context.Context, task backend.ActivityTask) err
 		}
 		if err != nil {
 			result.Result = nil
-			result.Failure = &history.Failure{Type: fmt.Sprintf("%T", err), Message: err.Error()}
+			result.Failure = &history.Failure{Type: durable.FailureType(err), Message: err.Error()}
 		}
 	}
 	data, _ := json.Marshal(result)

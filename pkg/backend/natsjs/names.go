@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
-	"github.com/jetflow-dev/jetflow/pkg/durable"
+	"github.com/jetflow-dev/jetflow/pkg/history"
 )
 
 // ErrInvalidName is wrapped by every error about an instance ID, event name,
@@ -15,7 +15,7 @@ var ErrInvalidName = backend.ErrInvalidName
 
 // MaxNameLen is the maximum length, in characters (runes), of an instance ID
 // or event name.
-const MaxNameLen = durable.MaxNameLength
+const MaxNameLen = history.MaxNameLength
 
 // DefaultPrefix is the prefix NewNames uses when given an empty one.
 const DefaultPrefix = "jetflow"
@@ -41,7 +41,7 @@ func isSafeString(s string) bool {
 const upperHex = "0123456789ABCDEF"
 
 func encode(what, s string) (string, error) {
-	if err := durable.CheckName(what, s); err != nil {
+	if err := history.CheckName(what, s); err != nil {
 		return "", err
 	}
 	if isSafeString(s) {
@@ -96,7 +96,7 @@ func unhex(c byte) (byte, bool) {
 }
 
 func decode(what, tok string) (string, error) {
-	bad := func(reason string) error { return &durable.NameError{What: what, Name: tok, Reason: reason} }
+	bad := func(reason string) error { return &history.NameError{What: what, Name: tok, Reason: reason} }
 	if tok == "" {
 		return "", bad("must not be empty")
 	}
@@ -107,8 +107,8 @@ func decode(what, tok string) (string, error) {
 			return "", err
 		}
 	}
-	if err := durable.CheckName(what, s); err != nil {
-		return "", bad("decodes to an invalid name: " + err.(*durable.NameError).Reason)
+	if err := history.CheckName(what, s); err != nil {
+		return "", bad("decodes to an invalid name: " + err.(*history.NameError).Reason)
 	}
 	return s, nil
 }
@@ -173,7 +173,7 @@ func NewNames(prefix string) (Names, error) {
 		prefix = DefaultPrefix
 	}
 	if !isSafeString(prefix) {
-		return Names{}, &durable.NameError{What: "prefix", Name: prefix, Reason: "must contain only letters, digits, '_' and '-'"}
+		return Names{}, &history.NameError{What: "prefix", Name: prefix, Reason: "must contain only letters, digits, '_' and '-'"}
 	}
 	return Names{prefix: prefix, upper: strings.ToUpper(prefix)}, nil
 }
@@ -297,7 +297,7 @@ func (n Names) StateKey(idTok string) string { return idTok }
 // prefix, too few or too many tokens, undecodable tokens, or an event
 // without a name give an error wrapping ErrInvalidName.
 func (n Names) ParseInstanceSubject(subject string) (id, kind, name string, err error) {
-	bad := func(reason string) error { return &durable.NameError{What: "subject", Name: subject, Reason: reason} }
+	bad := func(reason string) error { return &history.NameError{What: "subject", Name: subject, Reason: reason} }
 
 	head := n.prefix + ".inst."
 	rest, ok := strings.CutPrefix(subject, head)

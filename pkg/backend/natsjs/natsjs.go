@@ -26,7 +26,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
-	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
 
@@ -543,36 +542,75 @@ func (b *Backend) readTurns(ctx context.Context, idTok string, first, last uint6
 	return turns, nil
 }
 
-// ReadInbox implements backend.Backend.
+// ReadInbox implements backend.Backend. It reads with batched direct gets (one request per
+// inboxReadBatch messages of the instance), so a turn pays one round trip to learn that no other
+// worker holds an earlier message of its instance.
 func (b *Backend) ReadInbox(ctx context.Context, id string, after, before uint64) ([]backend.InboxMessage, error) {
+	if before <= after+1 {
+		return nil, nil
+	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
 	idTok, err := b.idToken(id)
 	if err != nil {
 		return nil, err
 	}
-	filter := b.names.InstanceFilter(idTok)
+	nc := b.js.Conn()
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("reading inbox of %q: %w", id, err)
+	}
+	defer sub.Unsubscribe()
+	api := "$JS.API.DIRECT.GET." + b.names.InstanceStream()
 	var out []backend.InboxMessage
 	for seq := after + 1; seq < before; {
-		raw, err := b.inst.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
-		if err != nil {
+		req := mustJSON(directGetRequest{Seq: seq, NextFor: b.names.InstanceFilter(idTok), Batch: inboxReadBatch})
+		if err := nc.PublishRequest(api, inbox, req); err != nil {
 			return nil, fmt.Errorf("reading inbox of %q: %w", id, err)
 		}
-		if raw.Sequence >= before {
+		got, last := 0, uint64(0)
+		for {
+			msg, err := sub.NextMsgWithContext(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("reading inbox of %q: %w", id, err)
+			}
+			status := msg.Header.Get("Status")
+			if status == "404" || status == "204" { // nothing (more) to read / end of batch
+				break
+			}
+			if status != "" {
+				return nil, fmt.Errorf("reading inbox of %q: direct get status %s %s", id, status, msg.Header.Get("Description"))
+			}
+			n, _ := strconv.ParseUint(msg.Header.Get(jetstream.SequenceHeader), 10, 64)
+			got, last = got+1, n
+			if n == 0 || n >= before {
+				continue
+			}
+			m := backend.InboxMessage{Subject: msg.Header.Get(jetstream.SubjectHeader), Seq: n, Delivered: 1}
+			m.Time, _ = time.Parse(time.RFC3339Nano, msg.Header.Get(jetstream.TimeStampHeaer))
+			m.Data = msg.Data
+			m.Ack = func() error { return nil } // its delivery is acked by whoever holds it
+			m.Nak = func(time.Duration) error { return nil }
+			b.parseInto(&m, m.Subject, msg.Header)
+			out = append(out, m)
+		}
+		if got < inboxReadBatch || last >= before {
 			break
 		}
-		m := backend.InboxMessage{Subject: raw.Subject, Seq: raw.Sequence, Time: raw.Time, Delivered: 1}
-		m.Data = raw.Data
-		m.Ack = func() error { return nil } // its delivery is acked by whoever holds it
-		m.Nak = func(time.Duration) error { return nil }
-		b.parseInto(&m, raw.Subject, raw.Header)
-		out = append(out, m)
-		seq = raw.Sequence + 1
+		seq = last + 1
 	}
 	return out, nil
+}
+
+// inboxReadBatch is how many messages one direct get request asks for.
+const inboxReadBatch = 256
+
+// directGetRequest is JetStream's direct get request with batching (server 2.11+).
+type directGetRequest struct {
+	Seq     uint64 `json:"seq,omitempty"`
+	NextFor string `json:"next_by_subj,omitempty"`
+	Batch   int    `json:"batch,omitempty"`
 }
 
 // CommitTurn implements backend.Backend.
@@ -641,9 +679,9 @@ func (b *Backend) PublishTurn(ctx context.Context, turn *backend.Turn) (*backend
 	return b.saveState(ctx, idTok, turn)
 }
 
-func (b *Backend) actionMsg(idTok string, turn *backend.Turn, a durable.Action) (*nats.Msg, error) {
+func (b *Backend) actionMsg(idTok string, turn *backend.Turn, a history.Action) (*nats.Msg, error) {
 	switch a.Kind {
-	case durable.ActionActivity:
+	case history.ActionActivity:
 		nameTok, err := EncodeToken(a.Name)
 		if err != nil {
 			return nil, fmt.Errorf("activity name: %w", err)
@@ -652,7 +690,7 @@ func (b *Backend) actionMsg(idTok string, turn *backend.Turn, a durable.Action) 
 		msg.Data = mustJSON(backend.ActivityTask{InstanceID: turn.InstanceID, Generation: turn.Generation, TaskID: a.TaskID, Name: a.Name, Input: a.Input})
 		msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s:%d:%d", idTok, turn.Generation, a.TaskID))
 		return msg, nil
-	case durable.ActionTimer:
+	case history.ActionTimer:
 		// A scheduled message: the server publishes its body to the target when due. Schedules
 		// are keyed by subject, so publishing one again replaces it.
 		msg := nats.NewMsg(b.names.ScheduleSubject(idTok, turn.Generation, a.TaskID))
@@ -660,7 +698,7 @@ func (b *Backend) actionMsg(idTok string, turn *backend.Turn, a durable.Action) 
 		msg.Header.Set("Nats-Schedule", "@at "+a.FireAt.UTC().Format(time.RFC3339Nano))
 		msg.Header.Set("Nats-Schedule-Target", b.names.InstanceSubject(idTok, string(backend.KindTimer)))
 		return msg, nil
-	case durable.ActionSubOrchestration:
+	case history.ActionSubOrchestration:
 		childTok, err := b.idToken(a.InstanceID)
 		if err != nil {
 			return nil, fmt.Errorf("sub-orchestration: %w", err)

@@ -269,7 +269,7 @@ func TestHarnessFailures(t *testing.T) {
 		{"output of a failed instance", func(t testing.TB) {
 			var out any
 			durabletest.New(t, reg, "Fails", nil).Output(&out)
-		}, "no output: instance is Failed (*errors.errorString: no luck)"},
+		}, "no output: instance is Failed (Error: no luck)"},
 		{"output of the wrong type", func(t testing.TB) {
 			var out int
 			durabletest.New(t, reg, "Text", nil).Output(&out)

@@ -1,0 +1,40 @@
+package history
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// ActionKind says what a new task asks the engine to do.
+type ActionKind string
+
+// The action kinds.
+const (
+	ActionActivity         ActionKind = "activity"
+	ActionTimer            ActionKind = "timer"
+	ActionSubOrchestration ActionKind = "subOrchestration"
+)
+
+// Action is a task the orchestrator scheduled in this turn, for the engine to publish after the
+// turn is committed.
+type Action struct {
+	Kind       ActionKind      `json:"kind"`
+	TaskID     int             `json:"taskId"`
+	Name       string          `json:"name,omitempty"`
+	Input      json.RawMessage `json:"input,omitempty"`
+	FireAt     time.Time       `json:"fireAt,omitzero"`
+	InstanceID string          `json:"instanceId,omitempty"` // sub-orchestrations
+}
+
+// Waiting lists what an instance waits for, for its status.
+type Waiting struct {
+	Events            []string    `json:"events,omitempty"`
+	Timers            []time.Time `json:"timers,omitempty"`
+	Activities        []string    `json:"activities,omitempty"`
+	SubOrchestrations []string    `json:"subOrchestrations,omitempty"`
+}
+
+// IsEmpty reports whether nothing is awaited.
+func (w Waiting) IsEmpty() bool {
+	return len(w.Events)+len(w.Timers)+len(w.Activities)+len(w.SubOrchestrations) == 0
+}
