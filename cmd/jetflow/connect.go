@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -66,12 +65,8 @@ type clientConn struct {
 
 func (cc *clientConn) Close() { cc.nc.Close() }
 
-// openClient connects and returns a client for the commands that manage instances.
-//
-// natsjs.New creates or updates jetflow's streams and buckets with the replica count it is given,
-// so a client passing the default (1) would scale down a 3-replica deployment. openClient passes
-// the replica count of the existing instance stream instead, and c.Replicas only when there is
-// none yet.
+// openClient connects and returns a client for the commands that manage instances. It binds to
+// jetflow's existing streams (natsjs.Open), so it never changes their configuration.
 func openClient(ctx context.Context, c Config, log zerolog.Logger) (*clientConn, error) {
 	host, _ := os.Hostname()
 	nc, err := connect(c, "jetflow cli "+host, log)
@@ -83,39 +78,10 @@ func openClient(ctx context.Context, c Config, log zerolog.Logger) (*clientConn,
 		nc.Close()
 		return nil, fmt.Errorf("JetStream: %w", err)
 	}
-	replicas, err := existingReplicas(ctx, js, c.Replicas)
+	b, err := natsjs.Open(ctx, js, natsjs.WithReplicas(c.Replicas), natsjs.WithLogger(log))
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
-	b, err := natsjs.New(ctx, js, natsjs.WithReplicas(replicas), natsjs.WithLogger(log))
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("opening jetflow's streams: %w", err)
-	}
 	return &clientConn{nc: nc, client: engine.NewClient(b)}, nil
-}
-
-// existingReplicas returns the replica count of jetflow's instance stream, or def if it does not
-// exist yet.
-func existingReplicas(ctx context.Context, js jetstream.JetStream, def int) (int, error) {
-	names, err := natsjs.NewNames(natsjs.DefaultPrefix)
-	if err != nil {
-		return 0, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, names.InstanceStream())
-	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return def, nil
-	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
-		return 0, fmt.Errorf("the NATS server has no JetStream for this account: %w", err)
-	case err != nil:
-		return 0, fmt.Errorf("looking up stream %s: %w", names.InstanceStream(), err)
-	}
-	if r := s.CachedInfo().Config.Replicas; r > 0 {
-		return r, nil
-	}
-	return def, nil
 }

@@ -39,14 +39,13 @@ const defaultTimeout = 10 * time.Second
 
 // Backend is the JetStream backend.
 type Backend struct {
-	js     jetstream.JetStream
-	names  Names
-	opts   options
-	log    zerolog.Logger
-	inst   jetstream.Stream
-	hist   jetstream.KeyValue
-	state  jetstream.KeyValue
-	closed chan struct{}
+	js    jetstream.JetStream
+	names Names
+	opts  options
+	log   zerolog.Logger
+	inst  jetstream.Stream
+	hist  jetstream.KeyValue
+	state jetstream.KeyValue
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -65,7 +64,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend,
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	b := &Backend{js: js, names: names, opts: o, log: o.log, closed: make(chan struct{})}
+	b := &Backend{js: js, names: names, opts: o, log: o.log}
 	b.inst, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              names.InstanceStream(),
 		Description:       "jetflow: messages addressed to orchestration instances, and their timers",
@@ -120,6 +119,42 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend,
 		return nil, fmt.Errorf("creating bucket %s: %w", names.StateBucket(), err)
 	}
 	return b, nil
+}
+
+// Open binds to jetflow's existing streams and buckets without changing them, which suits
+// clients (it needs no admin permission and never alters the replica count); if any is missing,
+// it provisions them as New does.
+func Open(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	names, err := NewNames(o.prefix)
+	if err != nil {
+		return nil, err
+	}
+	lctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	b := &Backend{js: js, names: names, opts: o, log: o.log}
+	b.inst, err = js.Stream(lctx, names.InstanceStream())
+	if err == nil {
+		b.hist, err = js.KeyValue(lctx, names.HistoryBucket())
+	}
+	if err == nil {
+		b.state, err = js.KeyValue(lctx, names.StateBucket())
+	}
+	if err == nil {
+		_, err = js.Stream(lctx, names.DeadLetterStream())
+	}
+	switch {
+	case err == nil:
+		return b, nil
+	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrBucketNotFound):
+		return New(ctx, js, opts...)
+	}
+	return nil, fmt.Errorf("opening jetflow's streams: %w", err)
 }
 
 // Names returns the backend's naming scheme.
