@@ -1,0 +1,247 @@
+package natsjs
+
+// Client-side operations: creating instances, sending them messages, reading and purging them.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetflow-dev/jetflow/pkg/backend"
+	"github.com/jetflow-dev/jetflow/pkg/history"
+)
+
+// CreateInstance implements backend.Backend.
+func (b *Backend) CreateInstance(ctx context.Context, req backend.StartRequest) error {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	idTok, err := b.idToken(req.InstanceID)
+	if err != nil {
+		return err
+	}
+	if len(req.Input) > b.opts.maxPayload {
+		return fmt.Errorf("input of %d bytes: %w (limit %d)", len(req.Input), backend.ErrPayloadTooLarge, b.opts.maxPayload)
+	}
+	data, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encoding start request: %w", err)
+	}
+	// The start message goes first: if this process dies before the state is written, the
+	// worker creates the state from the message.
+	msg := nats.NewMsg(b.names.InstanceSubject(idTok, string(backend.KindStart)))
+	msg.Data = data
+	msg.Header.Set(jetstream.MsgIDHeader, "start:"+req.StartID)
+	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publishing start of %q: %w", req.InstanceID, err)
+	}
+	key := b.names.StateKey(idTok)
+	for {
+		cur, err := b.GetInstance(ctx, req.InstanceID)
+		switch {
+		case errors.Is(err, backend.ErrInstanceNotFound):
+			pending := pendingState(nil, req)
+			if _, err := b.state.Create(ctx, key, mustJSON(pending)); err == nil || !errors.Is(err, jetstream.ErrKeyExists) {
+				return wrapf(err, "creating state of %q", req.InstanceID)
+			}
+		case err != nil:
+			return err
+		case cur.StartID == req.StartID:
+			return nil
+		case cur.Status.IsTerminal():
+			pending := pendingState(cur, req)
+			if _, err := b.state.Update(ctx, key, mustJSON(pending), cur.Revision); err == nil || !errors.Is(err, jetstream.ErrKeyExists) {
+				return wrapf(err, "replacing state of %q", req.InstanceID)
+			}
+		default:
+			return fmt.Errorf("starting %q: %w (status %s)", req.InstanceID, backend.ErrInstanceExists, cur.Status)
+		}
+	}
+}
+
+// pendingState is the state of an instance that is about to start; it keeps the bookkeeping of
+// a previous, ended generation so that the worker can find where its history ends.
+func pendingState(prev *backend.Instance, req backend.StartRequest) *backend.Instance {
+	s := &backend.Instance{}
+	if prev != nil {
+		s.Generation, s.FirstTurn, s.Turn, s.LastSeq = prev.Generation, prev.FirstTurn, prev.Turn, prev.LastSeq
+	}
+	s.ID, s.Name, s.Input, s.StartID, s.Parent = req.InstanceID, req.Name, req.Input, req.StartID, req.Parent
+	s.Status = "Pending"
+	s.CreatedAt, s.UpdatedAt = req.Time, req.Time
+	return s
+}
+
+// Send implements backend.Backend.
+func (b *Backend) Send(ctx context.Context, m backend.Message) error {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	msg, err := b.instanceMsg(m)
+	if err != nil {
+		return err
+	}
+	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publishing %s to %q: %w", m.Kind, m.InstanceID, err)
+	}
+	return nil
+}
+
+func (b *Backend) instanceMsg(m backend.Message) (*nats.Msg, error) {
+	idTok, err := b.idToken(m.InstanceID)
+	if err != nil {
+		return nil, err
+	}
+	if len(m.Data) > b.opts.maxPayload {
+		return nil, fmt.Errorf("%s of %d bytes: %w (limit %d)", m.Kind, len(m.Data), backend.ErrPayloadTooLarge, b.opts.maxPayload)
+	}
+	subject := b.names.InstanceSubject(idTok, string(m.Kind))
+	if m.Kind == backend.KindEvent {
+		nameTok, err := EncodeEventName(m.EventName)
+		if err != nil {
+			return nil, err
+		}
+		subject = b.names.EventSubject(idTok, nameTok)
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = m.Data
+	if m.MsgID != "" {
+		msg.Header.Set(jetstream.MsgIDHeader, m.MsgID)
+	}
+	return msg, nil
+}
+
+// GetInstance implements backend.Backend.
+func (b *Backend) GetInstance(ctx context.Context, id string) (*backend.Instance, error) {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	idTok, err := b.idToken(id)
+	if err != nil {
+		return nil, err
+	}
+	entry, err := b.state.Get(ctx, b.names.StateKey(idTok))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%q: %w", id, backend.ErrInstanceNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading state of %q: %w", id, err)
+	}
+	return decodeState(entry)
+}
+
+func decodeState(entry jetstream.KeyValueEntry) (*backend.Instance, error) {
+	var s backend.Instance
+	if err := json.Unmarshal(entry.Value(), &s); err != nil {
+		return nil, fmt.Errorf("decoding state %s: %w", entry.Key(), err)
+	}
+	s.Revision = entry.Revision()
+	return &s, nil
+}
+
+// WatchInstance implements backend.Backend.
+func (b *Backend) WatchInstance(ctx context.Context, id string) (<-chan *backend.Instance, error) {
+	idTok, err := b.idToken(id)
+	if err != nil {
+		return nil, err
+	}
+	w, err := b.state.Watch(ctx, b.names.StateKey(idTok))
+	if err != nil {
+		return nil, fmt.Errorf("watching state of %q: %w", id, err)
+	}
+	// The watcher sends the current value (if any), then nil, then changes.
+	var first *backend.Instance
+	for entry := range w.Updates() {
+		if entry == nil {
+			break
+		}
+		if entry.Operation() == jetstream.KeyValuePut {
+			first, _ = decodeState(entry)
+		}
+	}
+	if first == nil {
+		w.Stop()
+		return nil, fmt.Errorf("%q: %w", id, backend.ErrInstanceNotFound)
+	}
+	out := make(chan *backend.Instance, 1)
+	out <- first
+	go func() {
+		defer close(out)
+		defer w.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case entry, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if entry == nil || entry.Operation() != jetstream.KeyValuePut {
+					continue
+				}
+				s, err := decodeState(entry)
+				if err != nil {
+					continue
+				}
+				select {
+				case out <- s:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+// GetHistory implements backend.Backend.
+func (b *Backend) GetHistory(ctx context.Context, id string) ([]history.Event, error) {
+	snap, err := b.load(ctx, id, true)
+	if err != nil {
+		return nil, err
+	}
+	if snap.Instance == nil {
+		return nil, fmt.Errorf("%q: %w", id, backend.ErrInstanceNotFound)
+	}
+	var events []history.Event
+	for _, t := range snap.Turns {
+		events = append(events, t.Events...)
+	}
+	return events, nil
+}
+
+// PurgeInstance implements backend.Backend.
+func (b *Backend) PurgeInstance(ctx context.Context, id string) error {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	cur, err := b.GetInstance(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !cur.Status.IsTerminal() {
+		return fmt.Errorf("purging %q: %w (status %s)", id, backend.ErrInstanceNotEnded, cur.Status)
+	}
+	idTok, _ := b.idToken(id)
+	keys, err := b.hist.ListKeysFiltered(ctx, b.names.HistoryKeyFilter(idTok))
+	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+		return fmt.Errorf("listing history of %q: %w", id, err)
+	}
+	if keys != nil {
+		for key := range keys.Keys() {
+			if err := b.hist.Purge(ctx, key); err != nil {
+				return fmt.Errorf("purging history of %q: %w", id, err)
+			}
+		}
+	}
+	if err := b.inst.Purge(ctx, jetstream.WithPurgeSubject(b.names.ScheduleFilter(idTok))); err != nil {
+		return fmt.Errorf("purging timers of %q: %w", id, err)
+	}
+	if err := b.state.Purge(ctx, b.names.StateKey(idTok), jetstream.LastRevision(cur.Revision)); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("purging %q: %w", id, backend.ErrConflict)
+		}
+		return fmt.Errorf("purging state of %q: %w", id, err)
+	}
+	return nil
+}
