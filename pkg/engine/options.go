@@ -1,0 +1,100 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/rs/zerolog"
+)
+
+// ErrInjectedCrash is returned by a FaultHooks function to make the worker stop a turn on the
+// spot, as if its process died there: nothing after that step is done, nothing is acked.
+var ErrInjectedCrash = errors.New("injected crash")
+
+// FaultHooks let tests stop a turn between its steps. A hook returning an error (normally
+// ErrInjectedCrash) abandons the turn at that point.
+type FaultHooks struct {
+	AfterCommit  func(instanceID string, turn uint64) error
+	AfterPublish func(instanceID string, turn uint64) error
+}
+
+// WorkerOption configures a Worker.
+type WorkerOption func(*workerOptions) error
+
+type workerOptions struct {
+	log              zerolog.Logger
+	cacheSize        int
+	concurrency      int
+	maxBatch         int
+	maxPayload       int
+	poisonAfter      uint64
+	hooks            FaultHooks
+	noActivities     bool
+	noOrchestrations bool
+}
+
+// WithLogger sets the worker's logger (default: discard).
+func WithLogger(log zerolog.Logger) WorkerOption {
+	return func(o *workerOptions) error { o.log = log; return nil }
+}
+
+// WithCacheSize bounds the number of running instances kept in memory between turns (default
+// 10,000; 0 turns the cache off, so every turn replays the history).
+func WithCacheSize(n int) WorkerOption {
+	return func(o *workerOptions) error {
+		if n < 0 {
+			return fmt.Errorf("cache size must be >= 0, got %d", n)
+		}
+		o.cacheSize = n
+		return nil
+	}
+}
+
+// WithConcurrency sets how many instances the worker runs turns for at once (default 64).
+func WithConcurrency(n int) WorkerOption {
+	return func(o *workerOptions) error {
+		if n < 1 {
+			return fmt.Errorf("concurrency must be >= 1, got %d", n)
+		}
+		o.concurrency = n
+		return nil
+	}
+}
+
+// WithMaxBatch sets the most messages of one instance applied in one turn (default 500).
+func WithMaxBatch(n int) WorkerOption {
+	return func(o *workerOptions) error {
+		if n < 1 {
+			return fmt.Errorf("max batch must be >= 1, got %d", n)
+		}
+		o.maxBatch = n
+		return nil
+	}
+}
+
+// WithMaxPayload sets the largest event, result or input the worker applies; bigger messages
+// are dead-lettered (default 1 MiB).
+func WithMaxPayload(n int) WorkerOption {
+	return func(o *workerOptions) error {
+		if n < 1 {
+			return fmt.Errorf("max payload must be >= 1, got %d", n)
+		}
+		o.maxPayload = n
+		return nil
+	}
+}
+
+// WithFaultHooks installs fault-injection hooks (tests only).
+func WithFaultHooks(h FaultHooks) WorkerOption {
+	return func(o *workerOptions) error { o.hooks = h; return nil }
+}
+
+// WithoutActivities makes the worker run orchestrations only.
+func WithoutActivities() WorkerOption {
+	return func(o *workerOptions) error { o.noActivities = true; return nil }
+}
+
+// WithoutOrchestrations makes the worker run activities only.
+func WithoutOrchestrations() WorkerOption {
+	return func(o *workerOptions) error { o.noOrchestrations = true; return nil }
+}
