@@ -46,6 +46,10 @@ func (w *Worker) load(ctx context.Context, id string) (*live, error) {
 		}
 		events = append(events, t.Events...)
 	}
+	if n := len(snap.Turns); n > 0 && l.state != nil && l.state.Turn > snap.Turns[n-1].Number {
+		// While we recovered, another worker published a newer turn: what we read is stale.
+		return nil, fmt.Errorf("loading %q: turn %d published during recovery: %w", id, l.state.Turn, backend.ErrConflict)
+	}
 	if l.state != nil && len(events) > 0 && (l.state.Status == history.StatusRunning || l.state.Status == history.StatusSuspended) {
 		l.exec = durable.NewExecutor(w.reg, id, w.log.With().Str(fieldInstance, id).Logger())
 		if err := l.exec.Replay(events); err != nil {
