@@ -41,6 +41,8 @@ type Backend struct {
 	inst  jetstream.Stream
 	hist  jetstream.KeyValue
 	state jetstream.KeyValue
+	// direct reads the inbox with batched direct gets.
+	direct *directGets
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -59,7 +61,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend,
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	b := &Backend{js: js, names: names, opts: o, log: o.log}
+	b := &Backend{js: js, names: names, opts: o, log: o.log, direct: &directGets{nc: js.Conn()}}
 	b.inst, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              names.InstanceStream(),
 		Description:       "jetflow: messages addressed to orchestration instances, and their timers",
@@ -132,7 +134,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend
 	}
 	lctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	b := &Backend{js: js, names: names, opts: o, log: o.log}
+	b := &Backend{js: js, names: names, opts: o, log: o.log, direct: &directGets{nc: js.Conn()}}
 	b.inst, err = js.Stream(lctx, names.InstanceStream())
 	if err == nil {
 		b.hist, err = js.KeyValue(lctx, names.HistoryBucket())

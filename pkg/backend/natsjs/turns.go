@@ -189,45 +189,18 @@ func (b *Backend) ReadInbox(ctx context.Context, id string, after, before uint64
 	if err != nil {
 		return nil, err
 	}
-	nc := b.js.Conn()
-	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, fmt.Errorf("reading inbox of %q: %w", id, err)
-	}
-	defer sub.Unsubscribe()
 	api := "$JS.API.DIRECT.GET." + b.names.InstanceStream()
 	var out []backend.InboxMessage
 	for seq := after + 1; seq < before; {
 		req := mustJSON(directGetRequest{Seq: seq, NextFor: b.names.InstanceFilter(idTok), Batch: inboxReadBatch})
-		if err := nc.PublishRequest(api, inbox, req); err != nil {
+		replies, done, err := b.direct.request(api, req, inboxReadBatch)
+		if err != nil {
 			return nil, fmt.Errorf("reading inbox of %q: %w", id, err)
 		}
-		got, last := 0, uint64(0)
-		for {
-			msg, err := sub.NextMsgWithContext(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("reading inbox of %q: %w", id, err)
-			}
-			status := msg.Header.Get("Status")
-			if status == "404" || status == "204" { // nothing (more) to read / end of batch
-				break
-			}
-			if status != "" {
-				return nil, fmt.Errorf("reading inbox of %q: direct get status %s %s", id, status, msg.Header.Get("Description"))
-			}
-			n, _ := strconv.ParseUint(msg.Header.Get(jetstream.SequenceHeader), 10, 64)
-			got, last = got+1, n
-			if n == 0 || n >= before {
-				continue
-			}
-			m := backend.InboxMessage{Subject: msg.Header.Get(jetstream.SubjectHeader), Seq: n, Delivered: 1}
-			m.Time, _ = time.Parse(time.RFC3339Nano, msg.Header.Get(jetstream.TimeStampHeaer))
-			m.Data = msg.Data
-			m.Ack = func() error { return nil } // its delivery is acked by whoever holds it
-			m.Nak = func(time.Duration) error { return nil }
-			b.parseInto(&m, m.Subject, msg.Header)
-			out = append(out, m)
+		got, last, err := b.readBatch(ctx, replies, before, &out)
+		done()
+		if err != nil {
+			return nil, fmt.Errorf("reading inbox of %q: %w", id, err)
 		}
 		if got < inboxReadBatch || last >= before {
 			break
@@ -235,6 +208,37 @@ func (b *Backend) ReadInbox(ctx context.Context, id string, after, before uint64
 		seq = last + 1
 	}
 	return out, nil
+}
+
+// readBatch reads one batch of direct get replies up to its end marker, appending the messages
+// before seq `before` to out. It returns how many messages came and the last sequence.
+func (b *Backend) readBatch(ctx context.Context, replies <-chan *nats.Msg, before uint64, out *[]backend.InboxMessage) (int, uint64, error) {
+	got, last := 0, uint64(0)
+	for {
+		msg, err := nextReply(ctx, replies)
+		if err != nil {
+			return got, last, err
+		}
+		switch status := msg.Header.Get("Status"); status {
+		case "":
+		case "404", "204": // nothing (more) to read; end of batch
+			return got, last, nil
+		default:
+			return got, last, fmt.Errorf("direct get status %s %s", status, msg.Header.Get("Description"))
+		}
+		n, _ := strconv.ParseUint(msg.Header.Get(jetstream.SequenceHeader), 10, 64)
+		got, last = got+1, n
+		if n == 0 || n >= before {
+			continue
+		}
+		m := backend.InboxMessage{Subject: msg.Header.Get(jetstream.SubjectHeader), Seq: n, Delivered: 1}
+		m.Time, _ = time.Parse(time.RFC3339Nano, msg.Header.Get(jetstream.TimeStampHeaer))
+		m.Data = msg.Data
+		m.Ack = func() error { return nil } // its delivery is acked by whoever holds it
+		m.Nak = func(time.Duration) error { return nil }
+		b.parseInto(&m, m.Subject, msg.Header)
+		*out = append(*out, m)
+	}
 }
 
 // inboxReadBatch is how many messages one direct get request asks for.
