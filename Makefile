@@ -8,9 +8,9 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # machine with only Go installed), the tests run without it. Override with RACE= or RACE=-race.
 RACE    ?= $(if $(filter 1,$(shell $(GO) env CGO_ENABLED)),-race,)
 
-# Benchmarks to run (a -bench regexp) and for how long each.
-BENCH     ?= .
-BENCHTIME ?= 1x
+# Engine benchmarks against an embedded JetStream (run them on a quiet machine; nothing else
+# building or testing). BENCHCOUNT repeats each one.
+BENCHCOUNT ?= 1
 
 .PHONY: build run test bench lint conf-check nats clean
 
@@ -27,9 +27,11 @@ test:
 	@if [ -z "$(RACE)" ]; then echo "note: no cgo/C compiler, testing without -race"; fi
 	$(GO) test $(RACE) -count=1 -timeout 14m ./...
 
-## bench: benchmarks (placeholder; BENCH selects them)
+## bench: approval throughput, raise->activity latency, turn cost by history length
 bench:
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) ./...
+	$(GO) test -run '^$$' -bench 'Approval' -benchtime 5000x -count $(BENCHCOUNT) ./pkg/engine
+	$(GO) test -run '^$$' -bench 'RaiseLatency' -benchtime 1000x -count $(BENCHCOUNT) ./pkg/engine
+	$(GO) test -run '^$$' -bench 'TurnCost' -benchtime 200x -count $(BENCHCOUNT) ./pkg/engine
 
 ## lint: gofmt and go vet
 lint:
