@@ -163,3 +163,16 @@ func parseJSON(what, s string) (json.RawMessage, error) {
 	}
 	return nil, usageErrorf("%s %s%s", what, msg, hint)
 }
+
+// parseInstanceArg parses the flags of a command that takes exactly one instance ID and returns
+// the checked ID.
+func parseInstanceArg(fs *flag.FlagSet, args []string) (string, error) {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return "", err
+	}
+	if err := wantArgs(fs, pos, 1, 1, "an instance ID"); err != nil {
+		return "", err
+	}
+	return pos[0], checkID(pos[0])
+}

@@ -17,15 +17,8 @@ func runControl(ctx context.Context, env *Env, args []string, name, about, done 
 	fs := newFlagSet(env, name, "<id> [--reason TEXT]", about)
 	cfg.clientFlags(fs)
 	reason := fs.String("reason", "", "why, recorded in the history")
-	pos, err := parseArgs(fs, args)
+	id, err := parseInstanceArg(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, 1, 1, "an instance ID"); err != nil {
-		return err
-	}
-	id := pos[0]
-	if err := checkID(id); err != nil {
 		return err
 	}
 	return withClient(ctx, env, cfg, clientTimeout, func(ctx context.Context, c *engine.Client) error {

@@ -19,15 +19,8 @@ func runPurge(ctx context.Context, env *Env, args []string) error {
 	}
 	fs := newFlagSet(env, "purge", "<id>", purgeAbout)
 	cfg.clientFlags(fs)
-	pos, err := parseArgs(fs, args)
+	id, err := parseInstanceArg(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, 1, 1, "an instance ID"); err != nil {
-		return err
-	}
-	id := pos[0]
-	if err := checkID(id); err != nil {
 		return err
 	}
 	return withClient(ctx, env, cfg, clientTimeout, func(ctx context.Context, c *engine.Client) error {

@@ -30,15 +30,8 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 	cfg.clientFlags(fs)
 	withHistory := fs.Bool("history", false, "print the history too")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseArgs(fs, args)
+	id, err := parseInstanceArg(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, 1, 1, "an instance ID"); err != nil {
-		return err
-	}
-	id := pos[0]
-	if err := checkID(id); err != nil {
 		return err
 	}
 	return withClient(ctx, env, cfg, clientTimeout, func(ctx context.Context, c *engine.Client) error {

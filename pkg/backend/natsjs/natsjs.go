@@ -49,19 +49,13 @@ var _ backend.Backend = (*Backend)(nil)
 
 // New creates (or updates) jetflow's streams and buckets and returns a backend over them.
 func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend, error) {
-	o := defaultOptions()
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return nil, err
-		}
-	}
-	names, err := NewNames(o.prefix)
+	b, err := newBackend(js, opts)
 	if err != nil {
 		return nil, err
 	}
+	names, o := b.names, b.opts
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	b := &Backend{js: js, names: names, opts: o, log: o.log, direct: &directGets{nc: js.Conn()}}
 	b.inst, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              names.InstanceStream(),
 		Description:       "jetflow: messages addressed to orchestration instances, and their timers",
@@ -122,19 +116,13 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend,
 // clients (it needs no admin permission and never alters the replica count); if any is missing,
 // it provisions them as New does.
 func Open(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend, error) {
-	o := defaultOptions()
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return nil, err
-		}
-	}
-	names, err := NewNames(o.prefix)
+	b, err := newBackend(js, opts)
 	if err != nil {
 		return nil, err
 	}
+	names := b.names
 	lctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	b := &Backend{js: js, names: names, opts: o, log: o.log, direct: &directGets{nc: js.Conn()}}
 	b.inst, err = js.Stream(lctx, names.InstanceStream())
 	if err == nil {
 		b.hist, err = js.KeyValue(lctx, names.HistoryBucket())
@@ -152,6 +140,21 @@ func Open(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend
 		return New(ctx, js, opts...)
 	}
 	return nil, fmt.Errorf("opening jetflow's streams: %w", err)
+}
+
+// newBackend applies opts and returns a backend not yet bound to its streams.
+func newBackend(js jetstream.JetStream, opts []Option) (*Backend, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	names, err := NewNames(o.prefix)
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{js: js, names: names, opts: o, log: o.log, direct: &directGets{nc: js.Conn()}}, nil
 }
 
 // Names returns the backend's naming scheme.
