@@ -43,6 +43,11 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	cfg.devFlags(fs)
 	cfg.workerFlags(fs, false)
 	cfg.logFlags(fs)
+	apiCfg, err := loadAPIConfig(env.Getenv, "api-")
+	if err != nil {
+		return err
+	}
+	apiCfg.flags(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -50,16 +55,17 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	if err := wantArgs(fs, pos, 0, 0, "no arguments"); err != nil {
 		return err
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := errors.Join(cfg.Validate(), apiCfg.Validate()); err != nil {
 		return err
 	}
 	log := newLogger(env.Stderr, cfg.logLevel())
 
-	d, err := startDev(ctx, cfg, log)
+	d, err := startDev(ctx, cfg, log, apiCfg)
 	if err != nil {
 		return err
 	}
 	printDevBanner(env.Stdout, d)
+	printAPIBanner(env.Stdout, d)
 	select {
 	case <-ctx.Done():
 		log.Info().Msg("shutting down")
@@ -78,6 +84,7 @@ type devServer struct {
 	log    zerolog.Logger
 	data   string
 	seeded bool
+	api    *apiServer // the HTTP API, if served
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -89,8 +96,9 @@ type devServer struct {
 func (d *devServer) URL() string { return d.srv.ClientURL() }
 
 // startDev starts the embedded server and the worker, and returns once both are running. ctx
-// bounds start-up only; Stop stops them.
-func startDev(ctx context.Context, cfg Config, log zerolog.Logger) (_ *devServer, err error) {
+// bounds start-up only; Stop stops them. With an apiConfig (runDev passes one; tests may not) it
+// also serves the HTTP API.
+func startDev(ctx context.Context, cfg Config, log zerolog.Logger, api ...apiConfig) (_ *devServer, err error) {
 	host, port, err := cfg.listenHostPort()
 	if err != nil {
 		return nil, err
@@ -166,6 +174,13 @@ func startDev(ctx context.Context, cfg Config, log zerolog.Logger) (_ *devServer
 		}
 	}()
 	log.Info().Msg("worker running the example orchestrations and activities")
+
+	// The HTTP API over the worker's client (api.go).
+	for _, c := range api {
+		if err := d.serveDevAPI(runCtx, c, d.w.client); err != nil {
+			return d, err
+		}
+	}
 	return d, nil
 }
 

@@ -186,7 +186,9 @@ type errorBody struct {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // URIs keep their '&'
+	_ = enc.Encode(v)
 }
 
 func writeError(w http.ResponseWriter, code int, kind, msg string) {

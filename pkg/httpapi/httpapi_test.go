@@ -527,6 +527,9 @@ func TestAPI(t *testing.T) {
 				t.Errorf("%s = %v has no code", k, p[k])
 			}
 		}
+		if bytes.Contains(r.body, []byte(`\u0026`)) {
+			t.Errorf("'&' is escaped in the payload: %s", r.body)
+		}
 		if !strings.HasSuffix(p["terminatePostUri"].(string), "/terminate?reason={text}&code="+testKey) {
 			t.Errorf("terminatePostUri = %v", p["terminatePostUri"])
 		}
