@@ -550,7 +550,7 @@ func TestAPI(t *testing.T) {
 
 	t.Run("odd instance IDs", func(t *testing.T) {
 		t.Parallel()
-		for _, id := range []string{"order 42", "v1.2.3", "a*b", "a>b", "café ☕ 注文", "%41 & +?#x"} {
+		for _, id := range []string{"order 42", "v1.2.3", "a*b", "a>b", "café ☕ 注文", "%41 & +?#x", "a/b", "..."} {
 			r := do(t, "POST", api(e.open, "orchestrators/BudgetApproval/"+url.PathEscape(id)), "")
 			expectCode(t, r, http.StatusAccepted, "start "+id)
 			p := r.json(t)
