@@ -164,6 +164,15 @@ func startDev(ctx context.Context, cfg Config, log zerolog.Logger, api ...apiCon
 	// Start the services. The HTTP API (pkg/httpapi over d.w.client) and the queue raiser
 	// (pkg/raiser) will start here too, each as one more goroutine in d.wg that reports to
 	// d.failed, and shut down by d.cancel before the connection and the server.
+	// The queue raiser: approval-queue and event-queue (devRaiserConfig in raiser.go). Its
+	// streams and consumers are set up before the worker starts, and it runs below.
+	r, err := newRaiser(js, d.w.client, devRaiserConfig(), cfg.Replicas, log)
+	if err != nil {
+		return d, err
+	}
+	if err := r.Setup(ctx); err != nil {
+		return d, err
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	d.wg.Add(1)
@@ -181,6 +190,18 @@ func startDev(ctx context.Context, cfg Config, log zerolog.Logger, api ...apiCon
 			return d, err
 		}
 	}
+
+	// The queue raiser, set up above.
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := runRaiserUntilDone(runCtx, r, log); err != nil {
+			select {
+			case d.failed <- err:
+			default:
+			}
+		}
+	}()
 	return d, nil
 }
 
@@ -268,5 +289,6 @@ prints the subject). Or order the demo item:
 
   jetflow start%[4]s PlaceOrder --input '{"item": "%[6]s", "quantity": 2, "unitPriceCents": 1999}'
 
-`, url, d.data, inventory, flag, server, demoItem)
+%[7]s
+`, url, d.data, inventory, flag, server, demoItem, devRaiserHelp(server))
 }

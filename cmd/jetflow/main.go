@@ -28,6 +28,7 @@ var commands = []command{
 	{"dev", "run an embedded NATS server and a worker with the examples (local development)", runDev},
 	{"worker", "run a worker with the examples against a NATS server or cluster", runWorker},
 	{"api", "serve the Durable Functions HTTP API against a NATS server or cluster", runAPI},
+	{"raiser", "raise events on instances from queue messages (JetStream work queues)", runRaiser},
 	{"start", "start an orchestration instance and print its ID", runStart},
 	{"raise", "raise an event on an instance", runRaise},
 	{"status", "show an instance's status (and history)", runStatus},
