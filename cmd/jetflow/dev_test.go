@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jetflow-dev/jetflow/pkg/natstest"
 	"github.com/rs/zerolog"
 )
 
@@ -44,10 +46,14 @@ func TestDevEndToEnd(t *testing.T) {
 		if id == "" {
 			t.Fatal("start printed no instance ID")
 		}
-		out, _ = cli(0, "status", id)
-		if !strings.Contains(out, "waiting for  event Approval") {
-			t.Errorf("status before the event:\n%s\nwant it to say it waits for event Approval", out)
-		}
+		// The worker takes the start asynchronously: poll status until it reports the wait.
+		natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+			out, _ = cli(0, "status", id)
+			if !strings.Contains(out, "waiting for  event Approval") {
+				return fmt.Errorf("status before the event:\n%s\nwant it to say it waits for event Approval", out)
+			}
+			return nil
+		})
 		cli(0, "raise", id, "Approval", "true", "--event-id", "approval-1")
 		out, _ = cli(0, "wait", id, "--timeout", "20s")
 		if got := strings.TrimSpace(out); got != `"approved"` {
