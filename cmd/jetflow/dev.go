@@ -161,9 +161,9 @@ func startDev(ctx context.Context, cfg Config, log zerolog.Logger, api ...apiCon
 		log.Info().Str("item", demoItem).Int("stock", demoStock).Msg("seeded the demo inventory")
 	}
 
-	// Start the services. The HTTP API (pkg/httpapi over d.w.client) and the queue raiser
-	// (pkg/raiser) will start here too, each as one more goroutine in d.wg that reports to
-	// d.failed, and shut down by d.cancel before the connection and the server.
+	// Start the services: the worker, the HTTP API and the queue raiser, each a goroutine in
+	// d.wg that reports to d.failed and is shut down by d.cancel before the connection and the
+	// server.
 	// The queue raiser: approval-queue and event-queue (devRaiserConfig in raiser.go). Its
 	// streams and consumers are set up before the worker starts, and it runs below.
 	r, err := newRaiser(js, d.w.client, devRaiserConfig(), cfg.Replicas, log)
