@@ -7,6 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jetflow-dev/jetflow/pkg/history"
@@ -31,6 +33,8 @@ var (
 	ErrPayloadTooLarge = errors.New("payload too large")
 	// ErrBadPayload: data that is not valid JSON.
 	ErrBadPayload = errors.New("payload is not valid JSON")
+	// ErrBadContinuationToken: a Query.ContinuationToken that no ListInstances returned.
+	ErrBadContinuationToken = errors.New("invalid continuation token")
 )
 
 // Backend stores instances and carries their messages. Implementations must be safe for
@@ -54,6 +58,11 @@ type Backend interface {
 	// PurgeInstance deletes an ended instance's state and history. It returns
 	// [ErrInstanceNotFound] or [ErrInstanceNotEnded].
 	PurgeInstance(ctx context.Context, id string) error
+	// ListInstances returns a page of the instances matching q, ordered by instance ID, and a
+	// continuation token for the next page (empty when there are no more). A page may hold
+	// fewer than q.Top instances even when a token is returned. It returns
+	// [ErrBadContinuationToken] for a token it did not issue.
+	ListInstances(ctx context.Context, q Query) (Page, error)
 
 	// ConsumeInbox delivers instance messages to handle, one call per message, in the order of
 	// the inbox, until ctx ends. A handler must eventually Ack or Nak each message.
@@ -75,6 +84,62 @@ type Backend interface {
 	ConsumeActivities(ctx context.Context, names []string, handle func(context.Context, ActivityTask) error) error
 	// DeadLetter records a message the engine cannot process, with the reason, and acks it.
 	DeadLetter(ctx context.Context, msg InboxMessage, reason string) error
+}
+
+// Query selects instances for ListInstances. The zero Query matches every instance.
+type Query struct {
+	// CreatedFrom and CreatedTo bound the creation time, inclusive; zero means unbounded.
+	CreatedFrom, CreatedTo time.Time
+	// Statuses, if not empty, keeps only instances with one of these statuses.
+	Statuses []history.RuntimeStatus
+	// IDPrefix, if not empty, keeps only instances whose ID starts with it.
+	IDPrefix string
+	// Top is the page size: DefaultTop if 0 or less, at most MaxTop.
+	Top int
+	// ContinuationToken continues a previous listing (Page.ContinuationToken); empty starts it.
+	ContinuationToken string
+}
+
+// Page sizes of Query.Top.
+const (
+	DefaultTop = 100
+	MaxTop     = 1000
+)
+
+// PageSize returns q.Top bounded to 1..MaxTop, DefaultTop if unset.
+func (q Query) PageSize() int {
+	switch {
+	case q.Top <= 0:
+		return DefaultTop
+	case q.Top > MaxTop:
+		return MaxTop
+	}
+	return q.Top
+}
+
+// Matches reports whether s passes q's filters (not the paging).
+func (q Query) Matches(s *Instance) bool {
+	if q.IDPrefix != "" && !strings.HasPrefix(s.ID, q.IDPrefix) {
+		return false
+	}
+	if !q.CreatedFrom.IsZero() && s.CreatedAt.Before(q.CreatedFrom) {
+		return false
+	}
+	if !q.CreatedTo.IsZero() && s.CreatedAt.After(q.CreatedTo) {
+		return false
+	}
+	if len(q.Statuses) > 0 && !slices.Contains(q.Statuses, s.Status) {
+		return false
+	}
+	return true
+}
+
+// Page is one page of ListInstances.
+type Page struct {
+	Instances []*Instance
+	// ContinuationToken, when not empty, is passed in Query.ContinuationToken for the next page.
+	// It is opaque.
+	ContinuationToken string
 }
 
 // MessageKind is the kind of an instance message; it is the subject token after the instance ID.

@@ -24,10 +24,18 @@ var (
 	ErrInvalidName      = backend.ErrInvalidName
 	ErrPayloadTooLarge  = backend.ErrPayloadTooLarge
 	ErrBadPayload       = backend.ErrBadPayload
+	// ErrBadContinuationToken: a Query.ContinuationToken that ListInstances did not return.
+	ErrBadContinuationToken = backend.ErrBadContinuationToken
 )
 
 // Status is an instance's queryable state.
 type Status = backend.Instance
+
+// Query selects instances for ListInstances and PurgeInstances; see backend.Query.
+type Query = backend.Query
+
+// Page is a page of ListInstances; see backend.Page.
+type Page = backend.Page
 
 // Client starts and manages instances. It is safe for concurrent use.
 type Client struct {
@@ -201,4 +209,70 @@ func (c *Client) Purge(ctx context.Context, id string) error {
 		return c.b.PurgeInstance(ctx, id)
 	}
 	return err
+}
+
+// ListInstances returns a page of the instances matching q, ordered by instance ID. Pass the
+// page's ContinuationToken in the next query to get the next page; it is empty after the last.
+// A page may hold fewer than q.Top instances even when there are more. It returns
+// ErrBadContinuationToken for a token it did not issue. On JetStream every page lists all the
+// instance keys (see natsjs.Backend.ListInstances for the cost).
+func (c *Client) ListInstances(ctx context.Context, q Query) (Page, error) {
+	return c.b.ListInstances(ctx, q)
+}
+
+// PurgeInstances purges every ended instance matching q (q.Top and q.ContinuationToken are
+// ignored: it goes through all the pages) and returns how many it purged. Instances that have
+// not ended are skipped, as are instances purged or restarted meanwhile. On an error it returns
+// the number purged so far with the error.
+func (c *Client) PurgeInstances(ctx context.Context, q Query) (int, error) {
+	q.Top, q.ContinuationToken = backend.MaxTop, ""
+	n := 0
+	for {
+		page, err := c.b.ListInstances(ctx, q)
+		if err != nil {
+			return n, err
+		}
+		for _, s := range page.Instances {
+			if !s.Status.IsTerminal() {
+				continue
+			}
+			err := c.Purge(ctx, s.ID)
+			switch {
+			case err == nil:
+				n++
+			case errors.Is(err, ErrInstanceNotFound), errors.Is(err, ErrInstanceNotEnded):
+			default:
+				return n, err
+			}
+		}
+		if page.ContinuationToken == "" {
+			return n, nil
+		}
+		q.ContinuationToken = page.ContinuationToken
+	}
+}
+
+// Restart schedules instance id's orchestrator again with the instance's input (that of its
+// current generation) and returns the ID of the new instance. With newInstanceID the new
+// instance gets a random ID and the old one is left as it is; otherwise it reuses id, which
+// replaces the instance if it has ended and returns ErrInstanceExists if it is pending, running
+// or suspended. The restarted instance has no parent. It returns ErrInstanceNotFound for an
+// unknown id.
+func (c *Client) Restart(ctx context.Context, id string, newInstanceID bool) (string, error) {
+	s, err := c.b.GetInstance(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	var opts []StartOption
+	if len(s.Input) > 0 {
+		opts = append(opts, WithInput(s.Input))
+	}
+	if !newInstanceID {
+		opts = append(opts, WithInstanceID(id))
+	}
+	newID, err := c.ScheduleNew(ctx, s.Name, opts...)
+	if err != nil {
+		return "", fmt.Errorf("restarting %q: %w", id, err)
+	}
+	return newID, nil
 }

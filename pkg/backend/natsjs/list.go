@@ -1,0 +1,113 @@
+package natsjs
+
+// Listing instances: the state bucket's keys, sorted by instance ID, paged by the last ID.
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetflow-dev/jetflow/pkg/backend"
+)
+
+// ListInstances implements backend.Backend.
+//
+// Cost: every page lists all the keys of the state bucket (O(instances) key listing, metadata
+// only) and sorts them by instance ID, then reads the states after the continuation token one
+// by one until Top of them match. A selective filter (status, time) may read many states for
+// one page; an IDPrefix is applied to the keys, before any state is read. The listing is not a
+// snapshot: instances created or purged while paging may or may not appear, but none that
+// exists throughout is returned twice or skipped.
+//
+// The continuation token is the base64url encoding of the last instance ID returned. It returns
+// [backend.ErrBadContinuationToken] for a token that does not decode to an instance ID, and
+// wraps the JetStream error if the keys or a state cannot be read (ctx ending included).
+func (b *Backend) ListInstances(ctx context.Context, q backend.Query) (backend.Page, error) {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	after, err := decodeContinuation(q.ContinuationToken)
+	if err != nil {
+		return backend.Page{}, err
+	}
+	ids, err := b.instanceIDs(ctx)
+	if err != nil {
+		return backend.Page{}, err
+	}
+	top := q.PageSize()
+	page := backend.Page{Instances: []*backend.Instance{}}
+	for i, id := range ids {
+		if after != "" && id <= after {
+			continue
+		}
+		if q.IDPrefix != "" && !strings.HasPrefix(id, q.IDPrefix) {
+			continue
+		}
+		s, err := b.GetInstance(ctx, id)
+		if errors.Is(err, backend.ErrInstanceNotFound) {
+			continue // purged since the listing
+		}
+		if err != nil {
+			return backend.Page{}, fmt.Errorf("listing instances: %w", err)
+		}
+		if !q.Matches(s) {
+			continue
+		}
+		page.Instances = append(page.Instances, s)
+		if len(page.Instances) == top {
+			if more := slices.ContainsFunc(ids[i+1:], func(next string) bool {
+				return q.IDPrefix == "" || strings.HasPrefix(next, q.IDPrefix)
+			}); more {
+				page.ContinuationToken = encodeContinuation(id)
+			}
+			break
+		}
+	}
+	return page, nil
+}
+
+// instanceIDs returns the decoded IDs of the state bucket's keys, sorted and without duplicates.
+func (b *Backend) instanceIDs(ctx context.Context) ([]string, error) {
+	lister, err := b.state.ListKeys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing instance keys: %w", err)
+	}
+	var ids []string
+	for key := range lister.Keys() {
+		id, err := DecodeToken(key)
+		if err != nil {
+			b.log.Warn().Str("key", key).Err(err).Msg("ignoring a state key that is not an instance ID")
+			continue
+		}
+		ids = append(ids, id)
+	}
+	// The lister closes its channel early, without an error, when ctx ends.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("listing instance keys: %w", err)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
+func encodeContinuation(lastID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(lastID))
+}
+
+func decodeContinuation(tok string) (string, error) {
+	if tok == "" {
+		return "", nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || len(raw) == 0 || !utf8.Valid(raw) {
+		return "", fmt.Errorf("%w: %q", backend.ErrBadContinuationToken, tok)
+	}
+	return string(raw), nil
+}
