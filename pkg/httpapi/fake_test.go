@@ -107,3 +107,15 @@ func TestFakeClient(t *testing.T) {
 		}
 	})
 }
+
+func (f *fakeClient) ListInstances(context.Context, engine.Query) (engine.Page, error) {
+	return engine.Page{}, f.unexpected("ListInstances")
+}
+
+func (f *fakeClient) PurgeInstances(context.Context, engine.Query) (int, error) {
+	return 0, f.unexpected("PurgeInstances")
+}
+
+func (f *fakeClient) Restart(context.Context, string, bool) (string, error) {
+	return "", f.unexpected("Restart")
+}

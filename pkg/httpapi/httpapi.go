@@ -13,6 +13,12 @@
 //	POST   instances/{instanceId}/terminate?reason=      terminate
 //	POST   instances/{instanceId}/suspend?reason=        suspend
 //	POST   instances/{instanceId}/resume?reason=         resume
+//	GET    instances                                     list/query (createdTimeFrom, createdTimeTo,
+//	                                                     runtimeStatus, instanceIdPrefix, showInput, top;
+//	                                                     paging with header x-ms-continuation-token)
+//	DELETE instances                                     purge many (createdTimeFrom required,
+//	                                                     createdTimeTo, runtimeStatus)
+//	POST   instances/{instanceId}/restart                restart (restartWithNewInstanceId, default true)
 //
 // Status codes and payloads follow the Durable Functions reference (docs and
 // HttpApiHandler.cs); errors have a JSON body {"error": "...", "message": "..."}. Any other path,
@@ -23,7 +29,6 @@
 // With no keys the API is open; callers should warn loudly.
 //
 // Deviations from Durable Functions, and why:
-//
 //   - Unknown orchestrator names are accepted (202): the client does not know which orchestrators
 //     the workers register. The instance then fails with a "not registered" failure.
 //   - Starting with the ID of a pending, running or suspended instance returns 500 with error
@@ -45,13 +50,20 @@
 //     in the x-functions-key header is not copied into URLs (which end up in logs).
 //   - Raise event: a body over Options.MaxBodyBytes is 413 (Durable Functions has no such limit).
 //     Header Jetflow-Event-Id (or query eventId) deduplicates the event (engine.WithEventID).
+//   - Listing: instances come in instance-ID order; top defaults to 100 and is capped at 1000
+//     (Durable Functions returns everything when top is absent); a page may be shorter than top
+//     even when a continuation token follows. createdTimeFrom/To are RFC 3339 and inclusive; an
+//     unparseable time is 400 (an unparseable runtimeStatus value is ignored, as in Durable
+//     Functions). showInput defaults to false. The continuation token is opaque; a token we did
+//     not issue is 400. Each page lists every instance key of the store (see
+//     engine.Client.ListInstances), so listing is meant for operators, not hot paths.
+//   - Purge many purges ended instances only; pending, running and suspended ones that match are
+//     skipped (not counted).
+//   - Restart: timeout and pollingInterval are not supported (it always answers 202). Restarting
+//     with the same ID an instance that has not ended is 500 "InstanceExists", like a start.
 //
-// TODO (need new engine methods; answered 501 Not Implemented for now):
-//   - GET instances (list/query with createdTimeFrom/To, runtimeStatus, instanceIdPrefix, top and
-//     x-ms-continuation-token paging)
-//   - DELETE instances (purge many)
+// TODO (answered 501 Not Implemented for now):
 //   - POST instances/{instanceId}/rewind
-//   - POST instances/{instanceId}/restart
 //   - entities (jetflow has none)
 package httpapi
 
@@ -89,6 +101,9 @@ type Client interface {
 	Suspend(ctx context.Context, id, reason string) error
 	Resume(ctx context.Context, id, reason string) error
 	Purge(ctx context.Context, id string) error
+	ListInstances(ctx context.Context, q engine.Query) (engine.Page, error)
+	PurgeInstances(ctx context.Context, q engine.Query) (int, error)
+	Restart(ctx context.Context, id string, newInstanceID bool) (string, error)
 }
 
 var _ Client = (*engine.Client)(nil)
@@ -128,10 +143,10 @@ func New(client Client, opts Options) http.Handler {
 	a.mux.HandleFunc("DELETE "+p+"instances/{instanceId}", a.purge)
 	a.mux.HandleFunc("POST "+p+"instances/{instanceId}/raiseEvent/{eventName}", a.raise)
 	a.mux.HandleFunc("POST "+p+"instances/{instanceId}/{operation}", a.operation)
-	a.mux.HandleFunc("GET "+p+"instances", a.notImplemented("listing and querying instances"))
-	a.mux.HandleFunc("GET "+p+"instances/{$}", a.notImplemented("listing and querying instances"))
-	a.mux.HandleFunc("DELETE "+p+"instances", a.notImplemented("purging many instances"))
-	a.mux.HandleFunc("DELETE "+p+"instances/{$}", a.notImplemented("purging many instances"))
+	a.mux.HandleFunc("GET "+p+"instances", a.list)
+	a.mux.HandleFunc("GET "+p+"instances/{$}", a.list)
+	a.mux.HandleFunc("DELETE "+p+"instances", a.purgeMany)
+	a.mux.HandleFunc("DELETE "+p+"instances/{$}", a.purgeMany)
 	a.mux.HandleFunc(p+"entities/", a.notImplemented("entities"))
 	return a
 }
@@ -208,6 +223,8 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, "BadRequest", "Invalid JSON content")
 	case errors.Is(err, engine.ErrPayloadTooLarge):
 		writeError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", err.Error())
+	case errors.Is(err, engine.ErrBadContinuationToken):
+		writeError(w, http.StatusBadRequest, "BadRequest", "invalid "+ContinuationTokenHeader+": "+err.Error())
 	case errors.Is(err, engine.ErrInstanceExists):
 		writeError(w, http.StatusInternalServerError, "InstanceExists", err.Error())
 	default:
@@ -437,7 +454,7 @@ func (a *api) operation(w http.ResponseWriter, r *http.Request) {
 		a.notImplemented("rewind")(w, r)
 		return
 	case "restart":
-		a.notImplemented("restart")(w, r)
+		a.restart(w, r)
 		return
 	default:
 		writeError(w, http.StatusNotFound, "NotFound", "no such operation: "+op)

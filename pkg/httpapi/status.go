@@ -63,9 +63,8 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	a.writeStatus(w, r, s, q)
 }
 
-// writeStatus answers with the status object of s: 202 (with Location and Retry-After: 5) while
-// it runs, 500 for Failed with errorOnFailure, else 200.
-func (a *api) writeStatus(w http.ResponseWriter, r *http.Request, s *engine.Status, q statusQuery) {
+// statusResponse is the status object of s, without history.
+func statusResponse(s *engine.Status, showInput bool) StatusResponse {
 	resp := StatusResponse{
 		Name:            s.Name,
 		InstanceID:      s.ID,
@@ -75,7 +74,7 @@ func (a *api) writeStatus(w http.ResponseWriter, r *http.Request, s *engine.Stat
 		LastUpdatedTime: s.UpdatedAt.UTC().Format(TimeFormat),
 		WaitingFor:      s.Waiting,
 	}
-	if q.showInput {
+	if showInput {
 		resp.Input = s.Input
 	}
 	switch s.Status {
@@ -89,6 +88,13 @@ func (a *api) writeStatus(w http.ResponseWriter, r *http.Request, s *engine.Stat
 	default:
 		resp.Output = asJSON(s.Output)
 	}
+	return resp
+}
+
+// writeStatus answers with the status object of s: 202 (with Location and Retry-After: 5) while
+// it runs, 500 for Failed with errorOnFailure, else 200.
+func (a *api) writeStatus(w http.ResponseWriter, r *http.Request, s *engine.Status, q statusQuery) {
+	resp := statusResponse(s, q.showInput)
 	if q.showHistory && s.Status != history.StatusPending {
 		events, err := a.c.GetHistory(r.Context(), s.ID)
 		if err != nil {
