@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -85,5 +86,44 @@ func TestDevEndToEnd(t *testing.T) {
 		cli(exitError, "raise", "order 42", "Approval", "true")
 		cli(0, "purge", "order 42")
 		cli(exitNotFound, "status", "order 42")
+	})
+
+	t.Run("list and restart", func(t *testing.T) {
+		cli(0, "start", "BudgetApproval", "--id", "list-1", "--input", `{"amountCents": 1, "requester": "bo"}`)
+		cli(0, "start", "BudgetApproval", "--id", "list-2", "--input", `{"amountCents": 2, "requester": "bo"}`)
+		cli(0, "terminate", "list-1", "--reason", "test")
+		natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+			out, _ := cli(0, "list", "--prefix", "list-", "--status", "terminated", "--json")
+			var got []map[string]any
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatalf("list --json: %v\n%s", err, out)
+			}
+			if len(got) != 1 || got[0]["instanceId"] != "list-1" {
+				return fmt.Errorf("list --status terminated --json: %s", out)
+			}
+			return nil
+		})
+		out, _ := cli(0, "list", "--prefix", "list-", "--top", "1", "--all")
+		if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 ||
+			!strings.HasPrefix(lines[0], "INSTANCE") || !strings.HasPrefix(lines[1], "list-1 ") ||
+			!strings.Contains(lines[1], "Terminated") || !strings.HasPrefix(lines[2], "list-2 ") {
+			t.Errorf("list --all:\n%s", out)
+		}
+		out, errOut := cli(0, "list", "--prefix", "list-", "--top", "1")
+		if strings.Count(out, "\n") != 2 || !strings.Contains(errOut, "--continue") {
+			t.Errorf("list --top 1: stdout\n%s\nstderr %s", out, errOut)
+		}
+		cli(exitUsage, "list", "--status", "bogus")
+
+		out, _ = cli(0, "restart", "list-1", "--same-id")
+		if got := strings.TrimSpace(out); got != "list-1" {
+			t.Errorf("restart --same-id printed %q", got)
+		}
+		out, _ = cli(0, "restart", "list-2")
+		if got := strings.TrimSpace(out); got == "" || got == "list-2" {
+			t.Errorf("restart printed %q", got)
+		}
+		cli(exitError, "restart", "list-2", "--same-id")
+		cli(exitNotFound, "restart", "no-such-instance")
 	})
 }

@@ -37,6 +37,8 @@ var commands = []command{
 	{"suspend", "suspend an instance", runSuspend},
 	{"resume", "resume a suspended instance", runResume},
 	{"purge", "delete an ended instance's state and history", runPurge},
+	{"list", "list instances, filtered by status, ID prefix and creation time", runList},
+	{"restart", "start an instance's orchestrator again with its input", runRestart},
 	{"subject", "print the NATS subject that raises an event on an instance", runSubject},
 	{"conf-check", "check NATS server configuration files", runConfCheck},
 	{"version", "print the version", runVersion},
