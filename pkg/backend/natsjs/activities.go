@@ -26,8 +26,13 @@ func (b *Backend) ConsumeActivities(ctx context.Context, names []string, handle 
 	}
 	sem := make(chan struct{}, b.opts.activityWorkers)
 	var running sync.WaitGroup
+	var closing sync.Mutex // guards stopped; orders the callbacks' running.Add before the shutdown's Wait
 	var consumers []jetstream.ConsumeContext
+	stopped := false
 	defer func() {
+		closing.Lock()
+		stopped = true
+		closing.Unlock()
 		for _, cc := range consumers {
 			cc.Stop()
 		}
@@ -53,8 +58,19 @@ func (b *Backend) ConsumeActivities(ctx context.Context, names []string, handle 
 			return fmt.Errorf("creating consumer for activity %q: %w", name, err)
 		}
 		cc, err := cons.Consume(func(msg jetstream.Msg) {
-			sem <- struct{}{}
-			running.Add(1)
+			closing.Lock()
+			if stopped || ctx.Err() != nil {
+				closing.Unlock()
+				return // shutting down: the task is redelivered to another worker
+			}
+			running.Add(1) // under the lock, so it never races with the Wait at shutdown
+			closing.Unlock()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				running.Done()
+				return
+			}
 			go func() {
 				defer func() { <-sem; running.Done() }()
 				b.runActivity(ctx, msg, handle)

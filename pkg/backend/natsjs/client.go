@@ -161,8 +161,14 @@ func (b *Backend) WatchInstance(ctx context.Context, id string) (<-chan *backend
 		}
 	}
 	if first == nil {
-		w.Stop()
-		return nil, fmt.Errorf("%q: %w", id, backend.ErrInstanceNotFound)
+		// The watcher can miss a value replaced while it started (seen under load): ask
+		// directly; changes after this read still come through the watcher.
+		cur, err := b.GetInstance(ctx, id)
+		if err != nil {
+			w.Stop()
+			return nil, err
+		}
+		first = cur
 	}
 	out := make(chan *backend.Instance, 1)
 	out <- first
