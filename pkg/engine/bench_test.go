@@ -262,9 +262,12 @@ func benchTurnCost(b *testing.B, n, cache int) {
 	if _, err := e.client.ScheduleNew(ctx, "Ticks", engine.WithInstanceID(id)); err != nil {
 		b.Fatal(err)
 	}
-	for range n {
+	for i := range n {
 		if _, err := e.js.PublishAsync("jetflow.inst.ticks.event.Tick", nil); err != nil {
 			b.Fatal(err)
+		}
+		if i%1000 == 999 { // stay inside the connection's async publish window
+			<-e.js.PublishAsyncComplete()
 		}
 	}
 	<-e.js.PublishAsyncComplete()

@@ -50,6 +50,9 @@ func TestTenThousandEventHistory(t *testing.T) {
 		if _, err := e.js.PublishAsync("jetflow.inst."+id+".event.Tick", fmt.Appendf(nil, "%d", i)); err != nil {
 			t.Fatal(err)
 		}
+		if i%1000 == 999 { // stay inside the connection's async publish window
+			<-e.js.PublishAsyncComplete()
+		}
 	}
 	<-e.js.PublishAsyncComplete()
 	s := e.wait(id)
@@ -351,5 +354,34 @@ func TestEventForEndedInstanceIsDiscarded(t *testing.T) {
 	})
 	if s, _ := e.client.GetStatus(ctx, id); string(s.Output) != `"approved"` {
 		t.Fatalf("ended instance changed: %s", s.Output)
+	}
+}
+
+// A turn that schedules thousands of tasks publishes them in chunks, never stalling the
+// connection's async window.
+func TestLargeFanOutInOneTurn(t *testing.T) {
+	const n = 5000
+	e := newEnv(t)
+	reg := mustRegistry(t, map[string]durable.OrchestratorFunc{
+		"Wide": func(ctx *durable.OrchestrationContext) (any, error) {
+			tasks := make([]*durable.Task, n)
+			for i := range tasks {
+				tasks[i] = ctx.CallActivity("One", nil)
+			}
+			if err := ctx.WhenAll(tasks...).Await(nil); err != nil {
+				return nil, err
+			}
+			return len(tasks), nil
+		},
+	}, map[string]durable.ActivityFunc{
+		"One": durable.Activity(func(context.Context, any) (int, error) { return 1, nil }),
+	})
+	e.startWorker(reg)
+	id, _ := e.client.ScheduleNew(context.Background(), "Wide")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := e.client.WaitForCompletion(ctx, id)
+	if err != nil || string(s.Output) != fmt.Sprint(n) {
+		t.Fatalf("status %+v, err %v", s, err)
 	}
 }

@@ -282,39 +282,54 @@ func (b *Backend) PublishTurn(ctx context.Context, turn *backend.Turn) (*backend
 	if err != nil {
 		return nil, err
 	}
-	var futures []jetstream.PubAckFuture
+	msgs := make([]*nats.Msg, 0, len(turn.Actions)+len(turn.Messages))
 	for _, a := range turn.Actions {
 		msg, err := b.actionMsg(idTok, turn, a)
 		if err != nil {
 			return nil, err
 		}
-		f, err := b.js.PublishMsgAsync(msg)
-		if err != nil {
-			return nil, fmt.Errorf("publishing task %d of %q: %w", a.TaskID, turn.InstanceID, err)
-		}
-		futures = append(futures, f)
+		msgs = append(msgs, msg)
 	}
 	for _, m := range turn.Messages {
 		msg, err := b.instanceMsg(m)
 		if err != nil {
 			return nil, err
 		}
-		f, err := b.js.PublishMsgAsync(msg)
-		if err != nil {
-			return nil, fmt.Errorf("publishing %s to %q: %w", m.Kind, m.InstanceID, err)
-		}
-		futures = append(futures, f)
+		msgs = append(msgs, msg)
 	}
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return nil, fmt.Errorf("publishing tasks of %q: %w", turn.InstanceID, err)
-		case <-ctx.Done():
-			return nil, fmt.Errorf("publishing tasks of %q: %w", turn.InstanceID, ctx.Err())
-		}
+	if err := b.publishAll(ctx, msgs); err != nil {
+		return nil, fmt.Errorf("publishing tasks of %q: %w", turn.InstanceID, err)
 	}
 	return b.saveState(ctx, idTok, turn)
+}
+
+// publishChunk bounds the asynchronous publishes one turn has in flight, so that turns that
+// fan out to thousands of tasks never stall the connection's shared async window.
+const publishChunk = 256
+
+// publishAll publishes msgs asynchronously, a chunk at a time, and waits for every ack.
+func (b *Backend) publishAll(ctx context.Context, msgs []*nats.Msg) error {
+	for start := 0; start < len(msgs); start += publishChunk {
+		chunk := msgs[start:min(start+publishChunk, len(msgs))]
+		futures := make([]jetstream.PubAckFuture, 0, len(chunk))
+		for _, msg := range chunk {
+			f, err := b.js.PublishMsgAsync(msg)
+			if err != nil {
+				return fmt.Errorf("publishing to %s: %w", msg.Subject, err)
+			}
+			futures = append(futures, f)
+		}
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
 }
 
 func (b *Backend) actionMsg(idTok string, turn *backend.Turn, a history.Action) (*nats.Msg, error) {
