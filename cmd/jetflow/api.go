@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
@@ -285,17 +283,11 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 	}
 	log := newLogger(env.Stderr, cfg.logLevel())
 
-	host, _ := os.Hostname()
-	nc, err := connect(cfg, "jetflow api "+host, log, nats.MaxReconnects(-1))
+	nc, js, err := connectService(cfg, "api", log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("connected to NATS")
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("JetStream: %w", err)
-	}
 	octx, cancel := context.WithTimeout(ctx, clientTimeout)
 	b, err := natsjs.Open(octx, js, natsjs.WithReplicas(cfg.Replicas), natsjs.WithLogger(log.With().Str("component", "natsjs").Logger()))
 	cancel()

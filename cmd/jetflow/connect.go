@@ -85,3 +85,20 @@ func openClient(ctx context.Context, c Config, log zerolog.Logger) (*clientConn,
 	}
 	return &clientConn{nc: nc, client: engine.NewClient(b)}, nil
 }
+
+// connectService connects a long-running service (worker, api, raiser) that reconnects for ever,
+// and returns the connection and its JetStream context.
+func connectService(c Config, service string, log zerolog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	host, _ := os.Hostname()
+	nc, err := connect(c, "jetflow "+service+" "+host, log, nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("connected to NATS")
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("JetStream: %w", err)
+	}
+	return nc, js, nil
+}

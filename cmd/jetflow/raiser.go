@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -172,17 +171,11 @@ func runRaiser(ctx context.Context, env *Env, args []string) error {
 	}
 	log := newLogger(env.Stderr, cfg.logLevel())
 
-	host, _ := os.Hostname()
-	nc, err := connect(cfg, "jetflow raiser "+host, log, nats.MaxReconnects(-1))
+	nc, js, err := connectService(cfg, "raiser", log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("connected to NATS")
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("JetStream: %w", err)
-	}
 	b, err := natsjs.Open(ctx, js, natsjs.WithReplicas(cfg.Replicas), natsjs.WithLogger(log.With().Str("component", "natsjs").Logger()))
 	if err != nil {
 		return fmt.Errorf("binding to jetflow's streams (is a worker running?): %w", err)

@@ -3,10 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 const workerAbout = `
@@ -37,17 +33,11 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	}
 	log := newLogger(env.Stderr, cfg.logLevel())
 
-	host, _ := os.Hostname()
-	nc, err := connect(cfg, "jetflow worker "+host, log, nats.MaxReconnects(-1))
+	nc, js, err := connectService(cfg, "worker", log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("connected to NATS")
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("JetStream: %w", err)
-	}
 	w, err := newExampleWorker(ctx, cfg, js, log)
 	if err != nil {
 		return err
