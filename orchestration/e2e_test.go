@@ -11,15 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetflow-dev/jetflow/internal/examplestack"
+
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/jetflow-dev/jetflow/activities"
 	"github.com/jetflow-dev/jetflow/orchestration"
-	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
-	"github.com/jetflow-dev/jetflow/pkg/natstest"
 )
 
 // The end-to-end tests run the orchestrators on an embedded JetStream server with a real worker,
@@ -37,36 +36,8 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	_, js := natstest.Connect(t, natstest.RunServer(t))
-	b, err := natsjs.New(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := activities.InventoryBucket(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{client: engine.NewClient(b), kv: kv, sms: &activities.LogSMS{}}
-
-	reg := registry(t)
-	if err := activities.Register(reg, activities.Deps{Inventory: kv, SMS: e.sms, Log: zerolog.Nop()}); err != nil {
-		t.Fatal(err)
-	}
-	w, err := engine.NewWorker(b, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(wctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker: %v", err)
-		}
-	})
-	return e
+	st := examplestack.Start(t)
+	return &env{client: st.Client, kv: st.Inventory, sms: st.SMS}
 }
 
 // start schedules orchestrator name with input as instance id.

@@ -14,16 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
+	"github.com/jetflow-dev/jetflow/internal/examplestack"
 
 	"github.com/jetflow-dev/jetflow/activities"
 	"github.com/jetflow-dev/jetflow/orchestration"
-	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
-	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 	"github.com/jetflow-dev/jetflow/pkg/httpapi"
-	"github.com/jetflow-dev/jetflow/pkg/natstest"
 )
 
 const (
@@ -42,37 +39,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	_, js := natstest.Connect(t, natstest.RunServer(t))
-	b, err := natsjs.New(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := activities.InventoryBucket(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := durable.NewRegistry()
-	if err := orchestration.Register(reg); err != nil {
-		t.Fatal(err)
-	}
-	if err := activities.Register(reg, activities.Deps{Inventory: kv, Log: zerolog.Nop()}); err != nil {
-		t.Fatal(err)
-	}
-	w, err := engine.NewWorker(b, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(wctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker: %v", err)
-		}
-	})
-	c := engine.NewClient(b)
+	c := examplestack.Start(t).Client
 	e := &env{
 		client: c,
 		open:   httptest.NewServer(httpapi.New(c, httpapi.Options{})),

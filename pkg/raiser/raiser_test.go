@@ -9,14 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetflow-dev/jetflow/internal/examplestack"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/jetflow-dev/jetflow/activities"
 	"github.com/jetflow-dev/jetflow/orchestration"
-	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
-	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 	"github.com/jetflow-dev/jetflow/pkg/natstest"
@@ -42,47 +42,8 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	srv := natstest.RunServer(t)
-	nc, js := natstest.Connect(t, srv)
-	b, err := natsjs.New(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := activities.InventoryBucket(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := durable.NewRegistry()
-	if err := orchestration.Register(reg); err != nil {
-		t.Fatal(err)
-	}
-	if err := activities.Register(reg, activities.Deps{Inventory: kv}); err != nil {
-		t.Fatal(err)
-	}
-	w, err := engine.NewWorker(b, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runInBackground(t, "worker", w.Run)
-	return &env{t: t, nc: nc, js: js, client: engine.NewClient(b)}
-}
-
-// runInBackground runs run until the test ends.
-func runInBackground(t *testing.T, what string, run func(context.Context) error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := run(ctx); err != nil {
-			t.Errorf("%s: %v", what, err)
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	st := examplestack.Start(t)
+	return &env{t: t, nc: st.NC, js: st.JS, client: st.Client}
 }
 
 func (e *env) startRaiser(cfg raiser.Config, opts ...raiser.Option) *raiser.Raiser {
@@ -92,7 +53,7 @@ func (e *env) startRaiser(cfg raiser.Config, opts ...raiser.Option) *raiser.Rais
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	runInBackground(e.t, "raiser", r.Run)
+	examplestack.RunInBackground(e.t, "raiser", r.Run)
 	return r
 }
 
