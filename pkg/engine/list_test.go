@@ -63,7 +63,6 @@ func TestListPurgeRestart(t *testing.T) {
 	for _, id := range ended {
 		e.wait(id)
 	}
-	time.Sleep(10 * time.Millisecond)
 	mid := time.Now().UTC()
 	running := []string{"b-1", "b-2"}
 	for _, id := range running {

@@ -58,7 +58,6 @@ func TestListPurgeRestart(t *testing.T) {
 		e.waitCreated(t, id)
 		e.waitEnded(t, id)
 	}
-	time.Sleep(20 * time.Millisecond)
 	mid := url.QueryEscape(time.Now().UTC().Format(time.RFC3339Nano))
 	running := []string{"r-1", "r-2"}
 	for _, id := range running {
