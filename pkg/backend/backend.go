@@ -176,6 +176,10 @@ type InboxMessage struct {
 	// Err is set when the message could not be parsed (bad subject); such messages are
 	// dead-lettered.
 	Err error
+	// Epoch identifies the exclusive delivery the message came through: messages with the same
+	// non-zero Epoch came, in inbox order, through a consumer that no other worker read from
+	// while it existed. 0 means no such promise (the message was read, or shared).
+	Epoch uint64
 
 	Ack func() error              `json:"-"`
 	Nak func(time.Duration) error `json:"-"`

@@ -249,19 +249,16 @@ func crashBacklog(t *testing.T, e *env) string {
 	t.Helper()
 	ctx := context.Background()
 	var parts []string
-	for _, c := range []struct{ stream, consumer string }{
-		{e.b.Names().InstanceStream(), e.b.Names().OrchestratorConsumer()},
-		{e.b.Names().ActivityStream(), e.b.Names().ActivityConsumer("Step")},
-	} {
-		info, err := e.js.Consumer(ctx, c.stream, c.consumer)
+	for _, name := range []string{e.b.Names().InstanceStream(), e.b.Names().ActivityStream()} {
+		s, err := e.js.Stream(ctx, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ci, err := info.Info(ctx)
+		info, err := s.Info(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		parts = append(parts, fmt.Sprintf("%s: %d unacknowledged, %d undelivered", c.consumer, ci.NumAckPending, ci.NumPending))
+		parts = append(parts, fmt.Sprintf("%s: %d messages", name, info.State.Msgs))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -16,6 +16,9 @@ import (
 type live struct {
 	state *backend.Instance // nil: the instance does not exist
 	exec  *durable.Executor // nil: not running (absent, pending or ended)
+	// epoch is the exclusive delivery (backend.InboxMessage.Epoch) through which every message
+	// applied since the instance was loaded came; 0 if it was loaded from storage since.
+	epoch uint64
 }
 
 // load returns the instance from the cache, or reads and replays it. Turns that were committed
@@ -70,26 +73,42 @@ func (w *Worker) turn(ctx context.Context, id string, delivered []backend.InboxM
 		lastSeq = l.state.LastSeq
 	}
 	var pending []backend.InboxMessage
+	exclusive := l.epoch != 0
 	for _, m := range delivered {
 		if m.Seq <= lastSeq {
 			m.Ack() // applied by an earlier turn whose ack was lost
 			continue
 		}
 		pending = append(pending, m)
+		exclusive = exclusive && m.Epoch == l.epoch
 	}
 	if len(pending) == 0 {
 		w.keep(id, l)
 		return nil, nil
 	}
-	// Messages of this instance that precede or fall between ours in the inbox but went to
-	// another worker are applied in their place, so that every instance sees its messages in
-	// inbox order.
-	inbox, err := w.b.ReadInbox(ctx, id, lastSeq, pending[len(pending)-1].Seq)
-	if err != nil {
-		w.keep(id, l)
-		return nil, err
+	msgs := pending
+	if !exclusive {
+		// Messages of this instance that precede or fall between ours in the inbox but went to
+		// another worker (or were delivered before this worker owned the partition, or are
+		// waiting for redelivery after a failed turn) are applied in their place, so that every
+		// instance sees its messages in inbox order. Within one exclusive delivery the
+		// partition's consumer hands this worker every message in order, so a cached instance
+		// needs no read.
+		inbox, err := w.b.ReadInbox(ctx, id, lastSeq, pending[len(pending)-1].Seq)
+		if err != nil {
+			w.keep(id, l)
+			return nil, err
+		}
+		msgs = mergeBySeq(pending, inbox)
 	}
-	msgs := mergeBySeq(pending, inbox)
+	// From now on the instance is in step with the partition's exclusive delivery, if all its
+	// messages came through the same one.
+	l.epoch = pending[0].Epoch
+	for _, m := range pending {
+		if m.Epoch != l.epoch {
+			l.epoch = 0
+		}
+	}
 
 	now := time.Now().UTC()
 	b := turnBuilder{w: w, id: id, l: l, now: now}
@@ -457,7 +476,7 @@ func (b *turnBuilder) finish(ctx context.Context, rest []backend.InboxMessage) (
 	if saved.Turn != number {
 		exec.Close() // another writer is ahead: reload next time
 	} else {
-		w.keep(b.id, &live{state: saved, exec: exec})
+		w.keep(b.id, &live{state: saved, exec: exec, epoch: b.l.epoch})
 	}
 	return rest, nil
 }

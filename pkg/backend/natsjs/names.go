@@ -2,6 +2,7 @@ package natsjs
 
 import (
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 
@@ -232,6 +233,63 @@ func (n Names) InstanceFilter(idTok string) string {
 	return n.prefix + ".inst." + idTok + ".>"
 }
 
+// PartitionTransform returns the stream subject transform that files every instance message
+// under its partition: jetflow.inst.<idTok>.<rest> is stored as
+// jetflow.part.<p>.<idTok>.<rest>, where p is the server's deterministic partition (FNV-1a of
+// idTok modulo partitions, see PartitionOf).
+func (n Names) PartitionTransform(partitions int) (src, dest string) {
+	return n.prefix + ".inst.*.>", n.prefix + ".part.{{partition(" + strconv.Itoa(partitions) + ",1)}}.{{wildcard(1)}}.>"
+}
+
+// PartitionFilter returns the wildcard subject of the stored messages of partition p, e.g.
+// "jetflow.part.3.>".
+func (n Names) PartitionFilter(p int) string { return n.prefix + ".part." + strconv.Itoa(p) + ".>" }
+
+// StoredInstanceFilter returns the wildcard subject of the stored messages of the instance whose
+// encoded ID is idTok, in whichever partition, e.g. "jetflow.part.*.order-42.>".
+func (n Names) StoredInstanceFilter(idTok string) string {
+	return n.prefix + ".part.*." + idTok + ".>"
+}
+
+// PartitionOf returns the partition the server files the instance whose encoded ID is idTok
+// under: FNV-1a (32 bit) of idTok modulo partitions, as the {{partition}} transform computes it.
+func PartitionOf(idTok string, partitions int) int {
+	h := fnv.New32a()
+	h.Write([]byte(idTok))
+	return int(h.Sum32() % uint32(partitions))
+}
+
+// ParseStoredSubject parses the subject of a message as the instance stream stores it
+// (jetflow.part.<p>.<idTok>.<kind>[.<name>]) and returns its partition and what
+// ParseInstanceSubject returns for the subject it was published to.
+func (n Names) ParseStoredSubject(subject string) (partition int, id, kind, name string, err error) {
+	rest, ok := strings.CutPrefix(subject, n.prefix+".part.")
+	if !ok {
+		return 0, "", "", "", &history.NameError{What: "subject", Name: subject, Reason: fmt.Sprintf("does not start with %q", n.prefix+".part.")}
+	}
+	ptok, rest, _ := strings.Cut(rest, ".")
+	p, perr := strconv.Atoi(ptok)
+	if perr != nil || p < 0 {
+		return 0, "", "", "", &history.NameError{What: "subject", Name: subject, Reason: fmt.Sprintf("partition %q is not a number", ptok)}
+	}
+	id, kind, name, err = n.ParseInstanceSubject(n.prefix + ".inst." + rest)
+	return p, id, kind, name, err
+}
+
+// PublishedSubject returns the subject a stored instance message was published to:
+// jetflow.part.<p>.<rest> becomes jetflow.inst.<rest>. Other subjects are returned unchanged.
+func (n Names) PublishedSubject(stored string) string {
+	rest, ok := strings.CutPrefix(stored, n.prefix+".part.")
+	if !ok {
+		return stored
+	}
+	_, rest, ok = strings.Cut(rest, ".")
+	if !ok {
+		return stored
+	}
+	return n.prefix + ".inst." + rest
+}
+
 // ScheduleSubject returns the subject of a scheduled message for task
 // taskID of generation gen of the instance whose encoded ID is idTok, e.g.
 // "jetflow.sched.order-42.3.7".
@@ -266,9 +324,19 @@ func (n Names) DeadLetterSubject(reason string) string {
 // "jetflow.dlq.>".
 func (n Names) DeadLetterSubjects() string { return n.prefix + ".dlq.>" }
 
-// OrchestratorConsumer returns the name of the durable consumer on
-// InstanceStream that drives orchestrations: "orchestrator".
-func (n Names) OrchestratorConsumer() string { return "orchestrator" }
+// PartitionConsumer returns the name of the consumer through which the worker member (a
+// member ID) reads partition p during its ownership epoch, e.g. "p3-8f2c…-7". Names are never
+// reused, so a worker that lost a partition cannot pull from its successor's consumer.
+func (n Names) PartitionConsumer(p int, member string, epoch uint64) string {
+	return PartitionConsumerPrefix(p) + member + "-" + strconv.FormatUint(epoch, 10)
+}
+
+// PartitionConsumerPrefix is the prefix of every consumer name of partition p, e.g. "p3-".
+func PartitionConsumerPrefix(p int) string { return "p" + strconv.Itoa(p) + "-" }
+
+// LeaseBucket returns the name of the KV bucket in which workers announce themselves and own
+// partitions, e.g. "jetflow-leases".
+func (n Names) LeaseBucket() string { return n.prefix + "-leases" }
 
 // ActivityConsumer returns the name of the durable consumer on
 // ActivityStream for the activity whose encoded name is nameTok, e.g.

@@ -286,7 +286,10 @@ func TestNamesBuilders(t *testing.T) {
 		{"DeadLetterSubject unsafe reason", def.DeadLetterSubject("bad.reason"), "jetflow.dlq.bad=2Ereason"},
 		{"DeadLetterSubject empty reason", def.DeadLetterSubject(""), "jetflow.dlq.invalid"},
 		{"DeadLetterSubjects", def.DeadLetterSubjects(), "jetflow.dlq.>"},
-		{"OrchestratorConsumer", def.OrchestratorConsumer(), "orchestrator"},
+		{"PartitionFilter", def.PartitionFilter(3), "jetflow.part.3.>"},
+		{"StoredInstanceFilter", def.StoredInstanceFilter("order-42"), "jetflow.part.*.order-42.>"},
+		{"PartitionConsumer", def.PartitionConsumer(3, "m1", 7), "p3-m1-7"},
+		{"LeaseBucket", def.LeaseBucket(), "jetflow-leases"},
 		{"ActivityConsumer", def.ActivityConsumer("charge-card"), "activity-charge-card"},
 		{"HistoryKey", def.HistoryKey("order-42", 5), "order-42.5"},
 		{"HistoryKey zero turn", def.HistoryKey("a=2Eb", 0), "a=2Eb.0"},
@@ -308,7 +311,7 @@ func TestNamesBuilders(t *testing.T) {
 		{"custom ActivitySubjects", custom.ActivitySubjects(), "acme_x.activity.>"},
 		{"custom DeadLetterSubject", custom.DeadLetterSubject("malformed"), "acme_x.dlq.malformed"},
 		{"custom DeadLetterSubjects", custom.DeadLetterSubjects(), "acme_x.dlq.>"},
-		{"custom OrchestratorConsumer", custom.OrchestratorConsumer(), "orchestrator"},
+		{"custom PartitionFilter", custom.PartitionFilter(0), "acme_x.part.0.>"},
 		{"custom ActivityConsumer", custom.ActivityConsumer("a"), "activity-a"},
 		{"custom HistoryKey", custom.HistoryKey("i", 9), "i.9"},
 		{"custom HistoryKeyFilter", custom.HistoryKeyFilter("i"), "i.*"},
@@ -458,4 +461,24 @@ func FuzzTokenRoundTrip(f *testing.F) {
 			t.Fatalf("EncodeToken(DecodeToken(%q)): got %q", s, re)
 		}
 	})
+}
+
+func TestParseStoredSubject(t *testing.T) {
+	n, err := NewNames("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, id, kind, name, err := n.ParseStoredSubject("jetflow.part.12.a=2Eb.event.Approval")
+	if err != nil || p != 12 || id != "a.b" || kind != "event" || name != "Approval" {
+		t.Fatalf("got %d %q %q %q %v", p, id, kind, name, err)
+	}
+	for _, bad := range []string{"jetflow.inst.a.start", "jetflow.part.x.a.start", "jetflow.part.-1.a.start", "jetflow.part.3"} {
+		if _, _, _, _, err := n.ParseStoredSubject(bad); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("ParseStoredSubject(%q): error %v, want ErrInvalidName", bad, err)
+		}
+	}
+	// The server's {{partition(16,1)}} of "a" is 12 (FNV-1a), as the stream stores it.
+	if got := PartitionOf("a", 16); got != 12 {
+		t.Errorf("PartitionOf(a, 16) = %d, want 12", got)
+	}
 }

@@ -3,12 +3,16 @@
 // Layout (prefix "jetflow"):
 //   - stream JETFLOW_INST, work queue, subjects jetflow.inst.> (every message addressed to an
 //     instance) and jetflow.sched.> (durable timers, as scheduled messages that the server
-//     publishes to jetflow.inst.<id>.timer when due);
+//     publishes to jetflow.inst.<id>.timer when due). A subject transform files each instance
+//     message under its partition: jetflow.inst.<id>.<kind> is stored as
+//     jetflow.part.<p>.<id>.<kind>, and each partition is read by one worker at a time through
+//     a consumer of its own (see partitions.go);
 //   - stream JETFLOW_ACT, work queue, subjects jetflow.activity.<name>;
 //   - stream JETFLOW_DLQ, limits, subjects jetflow.dlq.<reason>;
 //   - KV bucket jetflow-history: one entry per committed turn, key <id>.<turn>, created with
 //     kv.Create so that exactly one writer commits each turn;
-//   - KV bucket jetflow-instances: the queryable state of each instance, key <id>.
+//   - KV bucket jetflow-instances: the queryable state of each instance, key <id>;
+//   - KV bucket jetflow-leases: worker heartbeats and partition ownership.
 package natsjs
 
 import (
@@ -16,6 +20,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -43,6 +50,11 @@ type Backend struct {
 	state jetstream.KeyValue
 	// direct reads the inbox with batched direct gets.
 	direct *directGets
+	// partitions is the instance stream's partition count.
+	partitions int
+	// epochs numbers the partition ownerships this backend takes, so that InboxMessage.Epoch
+	// is unique per exclusive consumer.
+	epochs atomic.Uint64
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -56,6 +68,11 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend,
 	names, o := b.names, b.opts
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
+	if err := checkPartitions(ctx, js, names.InstanceStream(), o.partitions); err != nil {
+		return nil, err
+	}
+	src, dest := names.PartitionTransform(o.partitions)
+	b.partitions = o.partitions
 	b.inst, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              names.InstanceStream(),
 		Description:       "jetflow: messages addressed to orchestration instances, and their timers",
@@ -66,6 +83,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend,
 		Duplicates:        o.duplicateWindow,
 		AllowDirect:       true,
 		AllowMsgSchedules: true,
+		SubjectTransform:  &jetstream.SubjectTransformConfig{Source: src, Destination: dest},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating stream %s: %w", names.InstanceStream(), err)
@@ -125,6 +143,12 @@ func Open(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend
 	defer cancel()
 	b.inst, err = js.Stream(lctx, names.InstanceStream())
 	if err == nil {
+		b.partitions = partitionCount(b.inst.CachedInfo().Config)
+		if b.partitions == 0 {
+			return New(ctx, js, opts...) // made by a jetflow without partitions
+		}
+	}
+	if err == nil {
 		b.hist, err = js.KeyValue(lctx, names.HistoryBucket())
 	}
 	if err == nil {
@@ -156,6 +180,48 @@ func newBackend(js jetstream.JetStream, opts []Option) (*Backend, error) {
 	}
 	return &Backend{js: js, names: names, opts: o, log: o.log, direct: &directGets{nc: js.Conn()}}, nil
 }
+
+var partitionRE = regexp.MustCompile(`\{\{\s*partition\(\s*(\d+)\s*,`)
+
+// partitionCount returns the partition count of an instance stream's configuration, 0 if it has
+// no partition transform.
+func partitionCount(cfg jetstream.StreamConfig) int {
+	if cfg.SubjectTransform == nil {
+		return 0
+	}
+	m := partitionRE.FindStringSubmatch(cfg.SubjectTransform.Destination)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// checkPartitions refuses to change the partition count of an instance stream that holds
+// messages: they would stay filed under partitions that no longer match their instances.
+func checkPartitions(ctx context.Context, js jetstream.JetStream, stream string, want int) error {
+	s, err := js.Stream(ctx, stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading stream %s: %w", stream, err)
+	}
+	info := s.CachedInfo()
+	have := partitionCount(info.Config)
+	if have == want || info.State.Msgs == 0 {
+		return nil
+	}
+	if have == 0 {
+		return fmt.Errorf("%w: stream %s holds %d messages from a jetflow without partitions; let them drain or purge the stream first",
+			ErrInvalidOption, stream, info.State.Msgs)
+	}
+	return fmt.Errorf("%w: stream %s has %d partitions, not %d, and holds %d messages; keep %d partitions or let the stream drain first",
+		ErrInvalidOption, stream, have, want, info.State.Msgs, have)
+}
+
+// Partitions returns the number of instance partitions.
+func (b *Backend) Partitions() int { return b.partitions }
 
 // Names returns the backend's naming scheme.
 func (b *Backend) Names() Names { return b.names }

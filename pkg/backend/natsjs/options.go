@@ -25,6 +25,9 @@ type options struct {
 	maxAckPending   int
 	activityWorkers int
 	deadLetterAge   time.Duration
+	partitions      int
+	leaseTTL        time.Duration
+	sharedInbox     bool
 	log             zerolog.Logger
 }
 
@@ -40,6 +43,8 @@ func defaultOptions() options {
 		maxAckPending:   20000,
 		activityWorkers: 64,
 		deadLetterAge:   14 * 24 * time.Hour,
+		partitions:      DefaultPartitions,
+		leaseTTL:        4 * time.Second,
 		log:             zerolog.Nop(),
 	}
 }
@@ -115,6 +120,43 @@ func WithActivityConcurrency(n int) Option {
 		o.activityWorkers = n
 		return nil
 	}
+}
+
+// DefaultPartitions is the number of instance partitions unless WithPartitions says otherwise.
+const DefaultPartitions = 16
+
+// WithPartitions sets the number of partitions instances are spread over (default 16). Each
+// partition is consumed by one worker at a time, so it bounds how many workers share the
+// orchestration work. The count is fixed when the instance stream is created; New refuses to
+// change it while the stream holds messages.
+func WithPartitions(n int) Option {
+	return func(o *options) error {
+		if n < 1 || n > 1024 {
+			return fmt.Errorf("%w: partitions must be 1..1024, got %d", ErrInvalidOption, n)
+		}
+		o.partitions = n
+		return nil
+	}
+}
+
+// WithLeaseTTL sets how long a worker may go without a heartbeat before the others take over
+// its partitions (default 4s; heartbeats go every quarter of it).
+func WithLeaseTTL(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 400*time.Millisecond {
+			return fmt.Errorf("%w: lease TTL must be >= 400ms, got %s", ErrInvalidOption, d)
+		}
+		o.leaseTTL = d
+		return nil
+	}
+}
+
+// WithSharedInbox makes every worker read every partition through one shared consumer, with no
+// ownership: messages of one instance may then go to several workers at once, and turns keep
+// inbox order by reading the inbox and by compare-and-set alone. It is slower, and exists to
+// exercise that safety net (it is what two owners at once during a handover rely on).
+func WithSharedInbox() Option {
+	return func(o *options) error { o.sharedInbox = true; return nil }
 }
 
 // WithLogger sets the logger (default: discard).

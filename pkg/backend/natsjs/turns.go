@@ -17,38 +17,8 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
 
-// ConsumeInbox implements backend.Backend.
-func (b *Backend) ConsumeInbox(ctx context.Context, handle func(backend.InboxMessage)) error {
-	cctx, cancel := withDefaultTimeout(ctx)
-	cons, err := b.inst.CreateOrUpdateConsumer(cctx, jetstream.ConsumerConfig{
-		Durable:       b.names.OrchestratorConsumer(),
-		Description:   "jetflow workers: orchestration turns",
-		FilterSubject: b.names.InstanceSubjects(),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       b.opts.inboxAckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: b.opts.maxAckPending,
-	})
-	cancel()
-	if err != nil {
-		return fmt.Errorf("creating inbox consumer: %w", err)
-	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		handle(b.inboxMessage(msg))
-	}, jetstream.PullMaxMessages(b.opts.fetchBatch), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		b.log.Debug().Err(err).Msg("inbox consumer")
-	}))
-	if err != nil {
-		return fmt.Errorf("consuming inbox: %w", err)
-	}
-	<-ctx.Done()
-	cc.Stop()
-	<-cc.Closed()
-	return nil
-}
-
 func (b *Backend) inboxMessage(msg jetstream.Msg) backend.InboxMessage {
-	m := backend.InboxMessage{Subject: msg.Subject()}
+	m := backend.InboxMessage{}
 	m.Data = msg.Data()
 	m.Ack = msg.Ack
 	m.Nak = msg.NakWithDelay
@@ -59,8 +29,10 @@ func (b *Backend) inboxMessage(msg jetstream.Msg) backend.InboxMessage {
 	return m
 }
 
+// parseInto fills m from the stored subject and the headers of an instance message.
 func (b *Backend) parseInto(m *backend.InboxMessage, subject string, h nats.Header) {
-	id, kind, name, err := b.names.ParseInstanceSubject(subject)
+	m.Subject = b.names.PublishedSubject(subject)
+	_, id, kind, name, err := b.names.ParseStoredSubject(subject)
 	if err != nil {
 		m.Err = err
 		return
@@ -192,7 +164,7 @@ func (b *Backend) ReadInbox(ctx context.Context, id string, after, before uint64
 	api := "$JS.API.DIRECT.GET." + b.names.InstanceStream()
 	var out []backend.InboxMessage
 	for seq := after + 1; seq < before; {
-		req := mustJSON(directGetRequest{Seq: seq, NextFor: b.names.InstanceFilter(idTok), Batch: inboxReadBatch})
+		req := mustJSON(directGetRequest{Seq: seq, NextFor: b.names.StoredInstanceFilter(idTok), Batch: inboxReadBatch})
 		replies, done, err := b.direct.request(api, req, inboxReadBatch)
 		if err != nil {
 			return nil, fmt.Errorf("reading inbox of %q: %w", id, err)
@@ -231,12 +203,12 @@ func (b *Backend) readBatch(ctx context.Context, replies <-chan *nats.Msg, befor
 		if n == 0 || n >= before {
 			continue
 		}
-		m := backend.InboxMessage{Subject: msg.Header.Get(jetstream.SubjectHeader), Seq: n, Delivered: 1}
+		m := backend.InboxMessage{Seq: n, Delivered: 1}
 		m.Time, _ = time.Parse(time.RFC3339Nano, msg.Header.Get(jetstream.TimeStampHeaer))
 		m.Data = msg.Data
 		m.Ack = func() error { return nil } // its delivery is acked by whoever holds it
 		m.Nak = func(time.Duration) error { return nil }
-		b.parseInto(&m, m.Subject, msg.Header)
+		b.parseInto(&m, msg.Header.Get(jetstream.SubjectHeader), msg.Header)
 		*out = append(*out, m)
 	}
 }

@@ -1,0 +1,222 @@
+package engine_test
+
+// Partition ownership: workers share the partitions out evenly, hand them over when they stop
+// or die, and a worker killed with SIGKILL holds up its instances for about one lease TTL.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
+	"github.com/jetflow-dev/jetflow/pkg/engine"
+	"github.com/jetflow-dev/jetflow/pkg/natstest"
+)
+
+// partitionOwners reads the lease bucket: partition → owner ("" when free or released).
+func partitionOwners(t *testing.T, e *env) map[int]string {
+	t.Helper()
+	ctx := context.Background()
+	kv, err := e.js.KeyValue(ctx, e.b.Names().LeaseBucket())
+	if err != nil {
+		return nil // no worker has started yet
+	}
+	owners := map[int]string{}
+	for p := range e.b.Partitions() {
+		entry, err := kv.Get(ctx, fmt.Sprintf("partitions.%d", p))
+		if err != nil {
+			continue
+		}
+		var rec struct {
+			Owner string `json:"owner"`
+		}
+		if err := json.Unmarshal(entry.Value(), &rec); err != nil {
+			t.Fatal(err)
+		}
+		owners[p] = rec.Owner
+	}
+	return owners
+}
+
+// ownedCounts returns how many partitions each owner holds, and how many have none.
+func ownedCounts(owners map[int]string, partitions int) (counts []int, unowned int) {
+	by := map[string]int{}
+	for p := range partitions {
+		if o := owners[p]; o != "" {
+			by[o]++
+		} else {
+			unowned++
+		}
+	}
+	for _, n := range by {
+		counts = append(counts, n)
+	}
+	sort.Ints(counts)
+	return counts, unowned
+}
+
+// waitBalanced waits until every partition is owned, by exactly the given counts of partitions
+// per member.
+func waitBalanced(t *testing.T, e *env, want ...int) {
+	t.Helper()
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		counts, unowned := ownedCounts(partitionOwners(t, e), e.b.Partitions())
+		if unowned > 0 || fmt.Sprint(counts) != fmt.Sprint(want) {
+			return fmt.Errorf("partitions per member %v (%d unowned), want %v", counts, unowned, want)
+		}
+		return nil
+	})
+}
+
+// TestPartitionsAreSharedAndHandedOver: one worker owns all 16 partitions; a second one gets
+// half; a third one a share; when workers stop, the rest take their partitions over at once
+// (a clean stop releases them), and instances spread over every partition keep completing.
+func TestPartitionsAreSharedAndHandedOver(t *testing.T) {
+	e := newEnv(t)
+	if e.b.Partitions() != natsjs.DefaultPartitions {
+		t.Fatalf("%d partitions, want %d", e.b.Partitions(), natsjs.DefaultPartitions)
+	}
+	reg := approvalRegistry(t)
+	ctx := context.Background()
+	run := func(round string) {
+		t.Helper()
+		ids := make([]string, 48)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("%s-%d", round, i)
+			if _, err := e.client.ScheduleNew(ctx, "Approval", engine.WithInstanceID(ids[i]), engine.WithInput(i)); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.client.RaiseEvent(ctx, ids[i], "Approval", true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, id := range ids {
+			if s := e.wait(id); s.Status != "Completed" {
+				t.Fatalf("%s: %s %s", id, s.Status, s.Failure)
+			}
+		}
+	}
+
+	wa, stopA := e.startWorker(reg)
+	waitBalanced(t, e, 16)
+	run("one")
+	wb, stopB := e.startWorker(reg)
+	waitBalanced(t, e, 8, 8)
+	run("two")
+	_, stopC := e.startWorker(reg)
+	waitBalanced(t, e, 5, 5, 6)
+	run("three")
+	stopA()
+	waitBalanced(t, e, 8, 8)
+	stopB()
+	waitBalanced(t, e, 16)
+	run("last")
+	stopC()
+	t.Logf("turns: A %d, B %d", wa.Stats().Turns, wb.Stats().Turns)
+}
+
+// TestKilledWorkersPartitionsMoveOn kills a worker process (SIGKILL) that owns half of the
+// partitions while its instances wait for an event, raises the event to every instance, and
+// measures how long the killed worker's instances take to complete: one lease TTL (4 s) plus
+// the handover, far below the inbox ack wait.
+func TestKilledWorkersPartitionsMoveOn(t *testing.T) {
+	if os.Getenv(crashChildEnv) == "1" {
+		t.Skip("in the worker process")
+	}
+	e := newEnv(t)
+	ctx := context.Background()
+	killChild := startCrashChild(t, e.srv.ClientURL(), "worker A")
+	waitBalanced(t, e, 16) // the child alone
+	_, _ = e.startWorker(crashRegistry(t))
+	waitBalanced(t, e, 8, 8)
+	owners := partitionOwners(t, e)
+
+	const n = 64
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("kill-%02d", i)
+		if _, err := e.client.ScheduleNew(ctx, "Chain", engine.WithInstanceID(ids[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range ids {
+		e.waitFor(id, "waiting for Go", waitingForEvent("Go"))
+	}
+	// Both halves get the event; the measurement is the time until the last instance (one of
+	// the killed worker's) completes.
+	killChild()
+	killed := time.Now()
+	for _, id := range ids {
+		if err := e.client.RaiseEvent(ctx, id, "Go", "go-"+id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var last time.Duration
+	for _, id := range ids {
+		s := e.wait(id)
+		faultWantOutput(t, s, crashWant(id))
+		if d := time.Since(killed); d > last {
+			last = d
+		}
+	}
+	waitBalanced(t, e, 16)
+	after := partitionOwners(t, e)
+	moved := 0
+	for p, o := range owners {
+		if after[p] != o {
+			moved++
+		}
+	}
+	if moved != 8 {
+		t.Fatalf("%d partitions changed owner, want the killed worker's 8", moved)
+	}
+	t.Logf("every instance completed %v after the kill (lease TTL 4s); %d partitions moved", last.Round(time.Millisecond), moved)
+}
+
+// TestStrayInstanceSubjectIsDeadLettered: a message published under the instance subjects
+// without an instance ID and kind (jetflow.inst.x) is not filed under any partition; partition
+// 0's owner dead-letters it rather than leaving it in the stream.
+func TestStrayInstanceSubjectIsDeadLettered(t *testing.T) {
+	e := newEnv(t)
+	w, _ := e.startWorker(approvalRegistry(t))
+	ctx := context.Background()
+	if _, err := e.js.Publish(ctx, "jetflow.inst.lonely", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if d := w.Stats().DeadLettered; d != 1 {
+			return fmt.Errorf("%d dead letters", d)
+		}
+		return nil
+	})
+	dlq, err := e.js.Stream(ctx, e.b.Names().DeadLetterStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := dlq.GetLastMsgForSubject(ctx, "jetflow.dlq.inbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(msg.Data), "jetflow.inst.lonely") {
+		t.Fatalf("dead letter %s does not name the subject", msg.Data)
+	}
+	inst, err := e.js.Stream(ctx, e.b.Names().InstanceStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	natstest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		info, err := inst.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs != 0 {
+			return fmt.Errorf("%d messages left in the inbox", info.State.Msgs)
+		}
+		return nil
+	})
+}
