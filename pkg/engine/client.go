@@ -21,9 +21,11 @@ var (
 	ErrInstanceExists   = backend.ErrInstanceExists
 	ErrInstanceEnded    = backend.ErrInstanceEnded
 	ErrInstanceNotEnded = backend.ErrInstanceNotEnded
-	ErrInvalidName      = backend.ErrInvalidName
-	ErrPayloadTooLarge  = backend.ErrPayloadTooLarge
-	ErrBadPayload       = backend.ErrBadPayload
+	// ErrInstanceNotFailed: Rewind of an instance that is pending, running or suspended.
+	ErrInstanceNotFailed = backend.ErrInstanceNotFailed
+	ErrInvalidName       = backend.ErrInvalidName
+	ErrPayloadTooLarge   = backend.ErrPayloadTooLarge
+	ErrBadPayload        = backend.ErrBadPayload
 	// ErrBadContinuationToken: a Query.ContinuationToken that ListInstances did not return.
 	ErrBadContinuationToken = backend.ErrBadContinuationToken
 )

@@ -143,6 +143,7 @@ type turnBuilder struct {
 	applied []backend.InboxMessage
 	bytes   int                   // payload bytes applied
 	start   *backend.StartRequest // the turn begins a new generation
+	err     error                 // a message could not be taken for a reason that may pass
 }
 
 // maxTurnBytes bounds the payload bytes applied in one turn, so that a turn's history entry
@@ -205,6 +206,9 @@ func (b *turnBuilder) add(ctx context.Context, m backend.InboxMessage) bool {
 		b.events = append(b.events, history.NewExecutionStarted(b.now, req.Name, req.Input, gen, req.Parent))
 		b.applied = append(b.applied, m)
 		return true
+	}
+	if m.Kind == backend.KindRewind {
+		return b.addRewind(ctx, m) // rewind.go
 	}
 	if b.start == nil && b.l.exec == nil {
 		if b.l.state == nil || b.l.state.Status.IsTerminal() {
@@ -344,6 +348,9 @@ const maxContinuations = 100
 // messages. It returns rest, the messages for the next turn.
 func (b *turnBuilder) finish(ctx context.Context, rest []backend.InboxMessage) ([]backend.InboxMessage, error) {
 	w := b.w
+	if b.err != nil {
+		return nil, b.err
+	}
 	if len(b.events) == 0 {
 		// Nothing to commit: every message was stale, discarded or dead-lettered. Those
 		// decisions are final, so the cached instance may skip the messages from now on.
