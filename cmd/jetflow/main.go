@@ -39,6 +39,7 @@ var commands = []command{
 	{"purge", "delete an ended instance's state and history", runPurge},
 	{"list", "list instances, filtered by status, ID prefix and creation time", runList},
 	{"restart", "start an instance's orchestrator again with its input", runRestart},
+	{"rewind", "rerun the failed tasks of a failed instance and carry on", runRewind},
 	{"subject", "print the NATS subject that raises an event on an instance", runSubject},
 	{"conf-check", "check NATS server configuration files", runConfCheck},
 	{"version", "print the version", runVersion},

@@ -119,3 +119,5 @@ func (f *fakeClient) PurgeInstances(context.Context, engine.Query) (int, error) 
 func (f *fakeClient) Restart(context.Context, string, bool) (string, error) {
 	return "", f.unexpected("Restart")
 }
+
+func (f *fakeClient) Rewind(context.Context, string, string) error { return f.unexpected("Rewind") }

@@ -19,6 +19,9 @@
 //	DELETE instances                                     purge many (createdTimeFrom required,
 //	                                                     createdTimeTo, runtimeStatus)
 //	POST   instances/{instanceId}/restart                restart (restartWithNewInstanceId, default true)
+//	POST   instances/{instanceId}/rewind?reason=         rewind a failed instance: 202; 400 if it is
+//	                                                     pending, running or suspended; 404; 410 if it
+//	                                                     completed or was terminated
 //
 // Status codes and payloads follow the Durable Functions reference (docs and
 // HttpApiHandler.cs); errors have a JSON body {"error": "...", "message": "..."}. Any other path,
@@ -62,9 +65,11 @@
 //   - Restart: timeout and pollingInterval are not supported (it always answers 202). Restarting
 //     with the same ID an instance that has not ended is 500 "InstanceExists", like a start.
 //
-// TODO (answered 501 Not Implemented for now):
-//   - POST instances/{instanceId}/rewind
-//   - entities (jetflow has none)
+//   - Rewind (a preview in Durable Functions) re-runs the activities and sub-orchestrations whose
+//     failures made the orchestrator fail, and those still pending; see engine.Client.Rewind.
+//     It works on instances with durable timers too.
+//
+// Not implemented (answered 501 Not Implemented): entities (jetflow has none).
 package httpapi
 
 import (
@@ -104,6 +109,7 @@ type Client interface {
 	ListInstances(ctx context.Context, q engine.Query) (engine.Page, error)
 	PurgeInstances(ctx context.Context, q engine.Query) (int, error)
 	Restart(ctx context.Context, id string, newInstanceID bool) (string, error)
+	Rewind(ctx context.Context, id, reason string) error
 }
 
 var _ Client = (*engine.Client)(nil)
@@ -225,6 +231,8 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", err.Error())
 	case errors.Is(err, engine.ErrBadContinuationToken):
 		writeError(w, http.StatusBadRequest, "BadRequest", "invalid "+ContinuationTokenHeader+": "+err.Error())
+	case errors.Is(err, engine.ErrInstanceNotFailed):
+		writeError(w, http.StatusBadRequest, "InstanceNotFailed", "only failed instances can be rewound: "+err.Error())
 	case errors.Is(err, engine.ErrInstanceExists):
 		writeError(w, http.StatusInternalServerError, "InstanceExists", err.Error())
 	default:
@@ -451,8 +459,7 @@ func (a *api) operation(w http.ResponseWriter, r *http.Request) {
 	case "resume":
 		do = a.c.Resume
 	case "rewind":
-		a.notImplemented("rewind")(w, r)
-		return
+		do = a.c.Rewind
 	case "restart":
 		a.restart(w, r)
 		return

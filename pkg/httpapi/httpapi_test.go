@@ -304,7 +304,7 @@ func TestAPI(t *testing.T) {
 
 		// Ended: raise and controls are 410; purge 200 then 404.
 		expectCode(t, do(t, "POST", base+"/raiseEvent/Approval", "true"), http.StatusGone, "raise on ended")
-		for _, op := range []string{"terminate", "suspend", "resume"} {
+		for _, op := range []string{"terminate", "suspend", "resume", "rewind"} {
 			expectCode(t, do(t, "POST", base+"/"+op+"?reason=x", ""), http.StatusGone, op+" on ended")
 		}
 		r = do(t, "DELETE", base, "")
@@ -368,6 +368,20 @@ func TestAPI(t *testing.T) {
 		}
 		expectCode(t, do(t, "GET", inst(e.open, id, ""), ""), http.StatusOK, "status of failed")
 		expectCode(t, do(t, "GET", inst(e.open, id, "?returnInternalServerErrorOnFailure=true"), ""), http.StatusInternalServerError, "status of failed with returnInternalServerErrorOnFailure")
+
+		// Rewind is accepted for a failed instance; the orchestrator is still not registered, so
+		// it fails again, with the rewind in its history.
+		before, err := e.client.GetStatus(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectCode(t, do(t, "POST", inst(e.open, id, "/rewind?reason=retry"), ""), http.StatusAccepted, "rewind of failed")
+		e.waitFor(t, id, "failed again", func(s *engine.Status) bool { return s.Turn > before.Turn && s.Status.IsTerminal() })
+		r = do(t, "GET", inst(e.open, id, "?showHistory=true"), "")
+		expectCode(t, r, http.StatusOK, "status after rewind")
+		if !bytes.Contains(r.body, []byte(`{"EventType":"ExecutionRewound","Reason":"retry"`)) {
+			t.Errorf("history has no ExecutionRewound with the reason: %s", r.body)
+		}
 	})
 
 	t.Run("status codes", func(t *testing.T) {
@@ -409,7 +423,8 @@ func TestAPI(t *testing.T) {
 			{"list bad token", "GET", api(e.open, "instances"), "", []string{"x-ms-continuation-token", "!"}, 400, ""},
 			{"purge many without from", "DELETE", api(e.open, "instances"), "", nil, 400, "Please provide value for 'createdTimeFrom' parameter."},
 			{"purge many none", "DELETE", api(e.open, "instances?createdTimeFrom=2999-01-01T00:00:00Z"), "", nil, 404, ""},
-			{"rewind", "POST", inst(e.open, id, "/rewind"), "", nil, 501, ""},
+			{"rewind running", "POST", inst(e.open, id, "/rewind"), "", nil, 400, ""},
+			{"rewind unknown", "POST", inst(e.open, "codes-nope", "/rewind"), "", nil, 404, ""},
 			{"restart unknown", "POST", inst(e.open, "codes-nope", "/restart"), "", nil, 400, "InstanceId does not match a valid orchestration instance."},
 			{"entities", "GET", api(e.open, "entities/counter/a"), "", nil, 501, ""},
 			{"purge running", "DELETE", inst(e.open, id, ""), "", nil, 200, ""},
