@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
@@ -155,6 +156,68 @@ func TestRewindReplaysColdOnAnotherWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s := e.wait(id); s.Status != history.StatusCompleted || string(s.Output) != `"step+charged-2+cold"` {
+		t.Fatalf("status %s output %s failure %v", s.Status, s.Output, s.Failure)
+	}
+}
+
+// TestRewindTimerAndSubOrchestration rewinds a parent whose sub-orchestration failed while a
+// timer was pending; the timer fires (after its time, while the parent was failed, so its
+// message was discarded) and the child runs again.
+func TestRewindTimerAndSubOrchestration(t *testing.T) {
+	e := newEnv(t)
+	var down atomic.Bool
+	down.Store(true)
+	reg := mustRegistry(t,
+		map[string]durable.OrchestratorFunc{
+			"Parent": func(ctx *durable.OrchestrationContext) (any, error) {
+				timer := ctx.CreateTimer(500 * time.Millisecond)
+				var out string
+				if err := ctx.CallSubOrchestrator("Child", nil).Await(&out); err != nil {
+					return nil, err
+				}
+				if err := timer.Await(nil); err != nil {
+					return nil, err
+				}
+				return out, nil
+			},
+			"Child": func(ctx *durable.OrchestrationContext) (any, error) {
+				var out string
+				err := ctx.CallActivity("Work", nil).Await(&out)
+				return out, err
+			},
+		},
+		map[string]durable.ActivityFunc{
+			"Work": durable.Activity(func(context.Context, any) (string, error) {
+				if down.Load() {
+					return "", errors.New("down")
+				}
+				return "worked", nil
+			}),
+		})
+	w, _ := e.startWorker(reg)
+	ctx := context.Background()
+	id, err := e.client.ScheduleNew(ctx, "Parent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := e.wait(id); s.Status != history.StatusFailed {
+		t.Fatalf("status %s, want Failed", s.Status)
+	}
+	// The timer's message reaches the failed instance and is discarded.
+	discarded := w.Stats().Discarded
+	deadline := time.Now().Add(20 * time.Second)
+	for w.Stats().Discarded == discarded {
+		if time.Now().After(deadline) {
+			t.Fatal("the timer of the failed instance was not discarded")
+		}
+		time.Sleep(20 * time.Millisecond) // polling, as nats-server's checkFor
+	}
+	down.Store(false)
+	if err := e.client.Rewind(ctx, id, ""); err != nil {
+		t.Fatal(err)
+	}
+	s := e.waitFor(id, "ended after the rewind", func(s *engine.Status) bool { return s.Status.IsTerminal() && s.Failure == nil })
+	if s.Status != history.StatusCompleted || string(s.Output) != `"worked"` {
 		t.Fatalf("status %s output %s failure %v", s.Status, s.Output, s.Failure)
 	}
 }
