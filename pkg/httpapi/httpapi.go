@@ -32,37 +32,27 @@
 // With no keys the API is open; callers should warn loudly.
 //
 // Deviations from Durable Functions, and why:
-//
 //   - Unknown orchestrator names are accepted (202): the client does not know which orchestrators
 //     the workers register. The instance then fails with a "not registered" failure.
-//
 //   - Starting with the ID of a pending, running or suspended instance returns 500 with error
 //     "InstanceExists", as Durable Functions surfaces the failed de-duplicated start (a 409
 //     would be more precise, but we keep the reference's behaviour). Ended instances are replaced.
-//
 //   - Instance IDs follow jetflow's rule (history.CheckName: 1..256 characters, UTF-8, no control
 //     characters), not Durable Functions' (which also forbids '/', '\', '#', '?' and a leading
 //     '@'). IDs are path-escaped in the URIs we return and unescaped from request paths.
-//
 //   - Purging an instance that has not ended returns 200 {"instancesDeleted":0}, which is what
 //     the Durable Functions code does (the HTTP layer does not check; the provider deletes nothing).
-//
 //   - The status object has an extra field "waitingFor" (events, timers, activities and
 //     sub-orchestrations the instance waits on). For Failed instances "output" is the failure
 //     object {"type","message","stack"}; for Terminated it is the reason.
-//
 //   - History entries: a TaskScheduled or SubOrchestrationInstanceCreated without its completion
 //     yet is kept (so running tasks show); raised events carry "EventId" when the sender gave one.
-//
 //   - pollingInterval is parsed (both it and timeout must be numbers for the start to wait) but
 //     not used: the wait watches the instance instead of polling.
-//
 //   - The check-status URIs embed the key only when the request carried it as `code=`; a key sent
 //     in the x-functions-key header is not copied into URLs (which end up in logs).
-//
 //   - Raise event: a body over Options.MaxBodyBytes is 413 (Durable Functions has no such limit).
 //     Header Jetflow-Event-Id (or query eventId) deduplicates the event (engine.WithEventID).
-//
 //   - Listing: instances come in instance-ID order; top defaults to 100 and is capped at 1000
 //     (Durable Functions returns everything when top is absent); a page may be shorter than top
 //     even when a continuation token follows. createdTimeFrom/To are RFC 3339 and inclusive; an
@@ -70,13 +60,10 @@
 //     Functions). showInput defaults to false. The continuation token is opaque; a token we did
 //     not issue is 400. Each page lists every instance key of the store (see
 //     engine.Client.ListInstances), so listing is meant for operators, not hot paths.
-//
 //   - Purge many purges ended instances only; pending, running and suspended ones that match are
 //     skipped (not counted).
-//
 //   - Restart: timeout and pollingInterval are not supported (it always answers 202). Restarting
 //     with the same ID an instance that has not ended is 500 "InstanceExists", like a start.
-//
 //   - Rewind (a preview in Durable Functions) re-runs the activities and sub-orchestrations whose
 //     failures made the orchestrator fail, and those still pending; see engine.Client.Rewind.
 //     It works on instances with durable timers too.
