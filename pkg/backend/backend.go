@@ -193,6 +193,18 @@ type StartRequest struct {
 	StartID    string             `json:"startId"`
 	Parent     *history.ParentRef `json:"parent,omitempty"`
 	Time       time.Time          `json:"time"`
+	// Event, if set, is delivered with the start (engine.Client.StartWithEvent): to the
+	// generation the start creates, or, if the instance is pending, running or suspended and
+	// the start is therefore ignored, to that generation.
+	Event *StartEvent `json:"event,omitempty"`
+}
+
+// StartEvent is an external event carried by a start message.
+type StartEvent struct {
+	Name string          `json:"name"`
+	Data json.RawMessage `json:"data,omitempty"`
+	// ID deduplicates the event, as Message.MsgID does for events.
+	ID string `json:"id,omitempty"`
 }
 
 // TerminateRequest is the body of terminate, suspend, resume and rewind messages.

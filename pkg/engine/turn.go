@@ -169,13 +169,13 @@ func (b *turnBuilder) add(ctx context.Context, m backend.InboxMessage) bool {
 	}
 	if m.Kind == backend.KindStart {
 		var req backend.StartRequest
-		if err := json.Unmarshal(m.Data, &req); err != nil || req.Name == "" || req.InstanceID != b.id {
+		if err := json.Unmarshal(m.Data, &req); err != nil || req.Name == "" || req.InstanceID != b.id || !validStartEvent(req.Event) {
 			b.deadLetter(ctx, m, "start message is not a valid start request")
 			return true
 		}
 		s := b.l.state
 		startable := b.start == nil && (s == nil || s.Status.IsTerminal() ||
-			(s.Status == history.StatusPending && s.StartID == req.StartID && b.l.exec == nil))
+			(s.Status == history.StatusPending && (s.StartID == req.StartID || req.Event != nil) && b.l.exec == nil))
 		if !startable {
 			if b.start == nil && s != nil && s.StartID == req.StartID {
 				b.applied = append(b.applied, m) // a duplicate of the start that created it
@@ -183,6 +183,9 @@ func (b *turnBuilder) add(ctx context.Context, m backend.InboxMessage) bool {
 			}
 			if len(b.events) > 0 || b.start != nil {
 				return false // a new generation starts in a turn of its own
+			}
+			if req.Event != nil && b.l.exec != nil {
+				return b.addStartEvent(m, &req) // startevent.go
 			}
 			log.Warn().Str("start_id", req.StartID).Msg("start for an instance that is running: ignored")
 			w.stats.discarded.Add(1)
@@ -204,6 +207,9 @@ func (b *turnBuilder) add(ctx context.Context, m backend.InboxMessage) bool {
 			gen = s.Generation + 1
 		}
 		b.events = append(b.events, history.NewExecutionStarted(b.now, req.Name, req.Input, gen, req.Parent))
+		if req.Event != nil {
+			b.events = append(b.events, startEvent(b.now, req.Event))
+		}
 		b.applied = append(b.applied, m)
 		return true
 	}
