@@ -121,3 +121,7 @@ func (f *fakeClient) Restart(context.Context, string, bool) (string, error) {
 }
 
 func (f *fakeClient) Rewind(context.Context, string, string) error { return f.unexpected("Rewind") }
+
+func (f *fakeClient) StartWithEvent(context.Context, string, engine.Event, ...engine.StartOption) (string, error) {
+	return "", f.unexpected("StartWithEvent")
+}

@@ -6,6 +6,8 @@
 // Endpoints, all relative to /runtime/webhooks/durabletask/:
 //
 //	POST   orchestrators/{functionName}[/{instanceId}]   start (optionally wait: ?timeout=&pollingInterval=)
+//	POST   orchestrators/{functionName}/{instanceId}/raiseEvent/{eventName}
+//	                                                     start with event (jetflow only; see below)
 //	GET    instances/{instanceId}                        status (showInput, showHistory, showHistoryOutput,
 //	                                                     returnInternalServerErrorOnFailure)
 //	DELETE instances/{instanceId}                        purge one
@@ -22,6 +24,19 @@
 //	POST   instances/{instanceId}/rewind?reason=         rewind a failed instance: 202; 400 if it is
 //	                                                     pending, running or suspended; 404; 410 if it
 //	                                                     completed or was terminated
+//
+// Start with event (Temporal's signal-with-start; not in Durable Functions) starts the instance
+// unless it is pending, running or suspended, and raises the event on it either way, atomically
+// (engine.Client.StartWithEvent). The body is empty or a JSON object (Content-Type:
+// application/json) with optional fields "input" (the orchestrator input) and "eventData" (the
+// event's data), both null when absent; other fields are refused. Header Jetflow-Event-Id (or
+// query eventId) deduplicates the event. It answers like a start: 202 with the check-status
+// payload (or, with timeout and pollingInterval, 200 and the output if the instance completes in
+// time); 400 for invalid names, a wrong content type or a body that is not such an object; 413
+// for a body over the limit. For example:
+//
+//	curl -X POST -H 'Content-Type: application/json' -d '{"input": {"amountCents": 500}, "eventData": true}' \
+//	  localhost:7071/runtime/webhooks/durabletask/orchestrators/BudgetApproval/order-42/raiseEvent/Approval
 //
 // Status codes and payloads follow the Durable Functions reference (docs and
 // HttpApiHandler.cs); errors have a JSON body {"error": "...", "message": "..."}. Any other path,
@@ -109,6 +124,7 @@ type Client interface {
 	PurgeInstances(ctx context.Context, q engine.Query) (int, error)
 	Restart(ctx context.Context, id string, newInstanceID bool) (string, error)
 	Rewind(ctx context.Context, id, reason string) error
+	StartWithEvent(ctx context.Context, name string, ev engine.Event, opts ...engine.StartOption) (string, error)
 }
 
 var _ Client = (*engine.Client)(nil)
@@ -144,6 +160,7 @@ func New(client Client, opts Options) http.Handler {
 	p := BasePath + "/"
 	a.mux.HandleFunc("POST "+p+"orchestrators/{functionName}", a.start)
 	a.mux.HandleFunc("POST "+p+"orchestrators/{functionName}/{instanceId}", a.start)
+	a.mux.HandleFunc("POST "+p+"orchestrators/{functionName}/{instanceId}/raiseEvent/{eventName}", a.startWithEvent)
 	a.mux.HandleFunc("GET "+p+"instances/{instanceId}", a.status)
 	a.mux.HandleFunc("DELETE "+p+"instances/{instanceId}", a.purge)
 	a.mux.HandleFunc("POST "+p+"instances/{instanceId}/raiseEvent/{eventName}", a.raise)
@@ -295,6 +312,13 @@ func (a *api) start(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	a.started(w, r, id)
+}
+
+// started answers a start of instance id: 202 with the check-status payload, or, with the
+// timeout and pollingInterval query parameters, the output (200) or status of the instance if
+// it ends within the timeout.
+func (a *api) started(w http.ResponseWriter, r *http.Request, id string) {
 	q := r.URL.Query()
 	timeout, err1 := strconv.ParseFloat(q.Get("timeout"), 64)
 	_, err2 := strconv.ParseFloat(q.Get("pollingInterval"), 64)

@@ -570,6 +570,73 @@ func TestAPI(t *testing.T) {
 		expectCode(t, do(t, "POST", inst(e.open, ok, "/terminate"), ""), http.StatusAccepted, "terminate the 256-character ID")
 	})
 
+	t.Run("start with event", func(t *testing.T) {
+		t.Parallel()
+		swe := func(srv *httptest.Server, id, event, query string) string {
+			return api(srv, "orchestrators/BudgetApproval/"+url.PathEscape(id)+"/raiseEvent/"+event+query)
+		}
+		// Absent: started with the event; waiting for the output.
+		r := do(t, "POST", swe(e.open, "swe-new", "Approval", "?timeout=20&pollingInterval=1"),
+			`{"input": {"amountCents": 100, "requester": "bo"}, "eventData": true}`, httpapi.EventIDHeader, "swe-ev-1")
+		expectCode(t, r, http.StatusOK, "start with event, waiting")
+		if string(bytes.TrimSpace(r.body)) != `"approved"` {
+			t.Errorf("output %s, want \"approved\"", r.body)
+		}
+		events, err := e.client.GetHistory(context.Background(), "swe-new")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events) < 3 || events[2].Type != history.EventRaised || events[2].EventID != "swe-ev-1" {
+			t.Errorf("history begins %+v, want the event right after the start", events[:min(3, len(events))])
+		}
+
+		// Running: the event goes to the running instance; its input stays.
+		id := "swe-running"
+		e.startBudget(t, e.open, id)
+		r = do(t, "POST", swe(e.open, id, "Approval", ""), `{"input": "ignored", "eventData": false}`)
+		expectCode(t, r, http.StatusAccepted, "start with event on a running instance")
+		if p := r.json(t); p["id"] != id || r.header.Get("Location") == "" {
+			t.Errorf("payload %v, Location %q", p, r.header.Get("Location"))
+		}
+		s := e.waitEnded(t, id)
+		if string(s.Output) != `"denied"` || s.Generation != 1 || !bytes.Contains(s.Input, []byte("ana")) {
+			t.Errorf("status %s output %s input %s generation %d", s.Status, s.Output, s.Input, s.Generation)
+		}
+
+		// Ended: a new generation; an empty body raises null, which BudgetApproval reads as false.
+		expectCode(t, do(t, "POST", swe(e.open, id, "Approval", ""), ""), http.StatusAccepted, "start with event, empty body")
+		s = e.waitFor(t, id, "second generation ended", func(s *engine.Status) bool { return s.Generation == 2 && s.Status.IsTerminal() })
+		if s.Status != history.StatusCompleted || string(s.Output) != `"denied"` {
+			t.Errorf("second generation: %s %s %v", s.Status, s.Output, s.Failure)
+		}
+
+		big := `{"eventData": "` + strings.Repeat("x", 100) + `"}`
+		for _, c := range []struct {
+			name, url, body string
+			headers         []string
+			want            int
+		}{
+			{"wrong content type", swe(e.open, "swe-bad", "Approval", ""), `{"eventData": true}`, []string{"Content-Type", "text/plain"}, 400},
+			{"malformed JSON", swe(e.open, "swe-bad", "Approval", ""), `{"eventData": tru`, nil, 400},
+			{"not an object", swe(e.open, "swe-bad", "Approval", ""), `[true]`, nil, 400},
+			{"unknown field", swe(e.open, "swe-bad", "Approval", ""), `{"data": true}`, nil, 400},
+			{"two values", swe(e.open, "swe-bad", "Approval", ""), `{} {}`, nil, 400},
+			{"oversize", swe(e.small, "swe-bad", "Approval", ""), big, nil, 413},
+			{"long event name", swe(e.open, "swe-bad", strings.Repeat("e", 257), ""), `{}`, nil, 400},
+			{"long instance ID", swe(e.open, strings.Repeat("i", 257), "Approval", ""), `{}`, nil, 400},
+			{"wrong verb", swe(e.open, "swe-bad", "Approval", ""), "", nil, 404},
+		} {
+			method := "POST"
+			if c.name == "wrong verb" {
+				method = "GET"
+			}
+			expectCode(t, do(t, method, c.url, c.body, c.headers...), c.want, c.name)
+		}
+		if _, err := e.client.GetStatus(context.Background(), "swe-bad"); !errors.Is(err, engine.ErrInstanceNotFound) {
+			t.Errorf("a refused start with event created the instance: %v", err)
+		}
+	})
+
 	t.Run("start without an ID", func(t *testing.T) {
 		t.Parallel()
 		r := do(t, "POST", api(e.open, "orchestrators/Select"), "")
