@@ -33,6 +33,7 @@ var commands = []command{
 	{"raise", "raise an event on an instance", runRaise},
 	{"status", "show an instance's status (and history)", runStatus},
 	{"wait", "wait for an instance to end and print its output", runWait},
+	{"history", "print an instance's history as a timeline", runHistory},
 	{"terminate", "terminate an instance", runTerminate},
 	{"suspend", "suspend an instance", runSuspend},
 	{"resume", "resume a suspended instance", runResume},

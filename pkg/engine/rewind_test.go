@@ -11,6 +11,7 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
+	"github.com/jetflow-dev/jetflow/pkg/natstest"
 )
 
 // flakyRegistry has orchestrator "Flaky": activity "Step" then activity "Charge", which fails
@@ -205,13 +206,12 @@ func TestRewindTimerAndSubOrchestration(t *testing.T) {
 	}
 	// The timer's message reaches the failed instance and is discarded.
 	discarded := w.Stats().Discarded
-	deadline := time.Now().Add(20 * time.Second)
-	for w.Stats().Discarded == discarded {
-		if time.Now().After(deadline) {
-			t.Fatal("the timer of the failed instance was not discarded")
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if w.Stats().Discarded == discarded {
+			return errors.New("the timer of the failed instance was not discarded")
 		}
-		time.Sleep(20 * time.Millisecond) // polling, as nats-server's checkFor
-	}
+		return nil
+	})
 	down.Store(false)
 	if err := e.client.Rewind(ctx, id, ""); err != nil {
 		t.Fatal(err)
