@@ -19,7 +19,8 @@
 //	                                                     runtimeStatus, instanceIdPrefix, showInput, top;
 //	                                                     paging with header x-ms-continuation-token)
 //	DELETE instances                                     purge many (createdTimeFrom required,
-//	                                                     createdTimeTo, runtimeStatus)
+//	                                                     createdTimeTo (default now), runtimeStatus):
+//	                                                     200 {"instancesDeleted":N}, 404 if none, 400
 //	POST   instances/{instanceId}/restart                restart (restartWithNewInstanceId, default true)
 //	POST   instances/{instanceId}/rewind?reason=         rewind a failed instance: 202; 400 if it is
 //	                                                     pending, running or suspended; 404; 410 if it
