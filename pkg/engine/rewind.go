@@ -21,8 +21,10 @@ import (
 // terminated, and ErrInstanceNotFailed for one that is pending, running or suspended. The
 // rewind is queued: the instance is Running once a worker has applied it.
 //
-// A sub-orchestration is rewound by starting it again under its instance ID, which fails (as
-// "already exists") if it is still running. Timers that should have fired meanwhile fire at once.
+// A failed sub-orchestration of the rewound instance is started again from scratch under its
+// instance ID, which fails (as "already exists") if it is still running. Rewinding a
+// sub-orchestration itself does not report to its parent again: rewind the parent instead.
+// Timers that should have fired meanwhile fire at once.
 func (c *Client) Rewind(ctx context.Context, id, reason string) error {
 	s, err := c.b.GetInstance(ctx, id)
 	if err != nil {
