@@ -140,6 +140,19 @@ func (c *Config) connFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCert, setTLSCert.flag, c.TLSCert, usageFor(setTLSCert, "TLS client certificate `file`"))
 	fs.StringVar(&c.TLSKey, setTLSKey.flag, c.TLSKey, usageFor(setTLSKey, "TLS client key `file`"))
 	fs.StringVar(&c.TLSCA, setTLSCA.flag, c.TLSCA, usageFor(setTLSCA, "TLS certificate authority `file`"))
+	// The nats tool's names for the same settings.
+	for _, alias := range []struct {
+		name, of string
+		dst      *string
+	}{
+		{"server", setNATS.flag, &c.NATSURL},
+		{"s", setNATS.flag, &c.NATSURL},
+		{"tlscert", setTLSCert.flag, &c.TLSCert},
+		{"tlskey", setTLSKey.flag, &c.TLSKey},
+		{"tlsca", setTLSCA.flag, &c.TLSCA},
+	} {
+		fs.StringVar(alias.dst, alias.name, *alias.dst, "same as --"+alias.of+" (the nats tool's name)")
+	}
 }
 
 // logFlags adds --log-level.

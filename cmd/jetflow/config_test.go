@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
 	"strings"
 	"testing"
 )
@@ -182,5 +183,34 @@ func TestParseJSON(t *testing.T) {
 	}
 	if want := `a string must be quoted: '"yes"'`; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("err = %v, want the hint %q", err, want)
+	}
+}
+
+func TestNATSToolFlagNames(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{}
+	for _, name := range []string{"cert.pem", "key.pem", "ca.pem", "user.creds"} {
+		path := dir + "/" + name
+		if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files[name] = path
+	}
+	for _, args := range [][]string{
+		{"--server", "nats://a:4222", "--tlscert", files["cert.pem"], "--tlskey", files["key.pem"], "--tlsca", files["ca.pem"], "--creds", files["user.creds"]},
+		{"-s", "nats://a:4222", "--tls-cert", files["cert.pem"], "--tls-key", files["key.pem"], "--tls-ca", files["ca.pem"], "--creds", files["user.creds"]},
+	} {
+		cfg := parseWorkerConfig(t, nil, args...)
+		if cfg.NATSURL != "nats://a:4222" || cfg.TLSCert != files["cert.pem"] || cfg.TLSKey != files["key.pem"] ||
+			cfg.TLSCA != files["ca.pem"] || cfg.Creds != files["user.creds"] {
+			t.Errorf("%q: %+v", args, cfg)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%q: Validate: %v", args, err)
+		}
+	}
+	cfg := parseWorkerConfig(t, map[string]string{"NATS_CERT": files["cert.pem"], "NATS_KEY": files["key.pem"], "NATS_CA": files["ca.pem"], "NATS_CREDS": files["user.creds"]})
+	if cfg.TLSCert != files["cert.pem"] || cfg.TLSKey != files["key.pem"] || cfg.TLSCA != files["ca.pem"] || cfg.Creds != files["user.creds"] {
+		t.Errorf("from the nats tool's environment variables: %+v", cfg)
 	}
 }

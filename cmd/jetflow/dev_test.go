@@ -88,6 +88,52 @@ func TestDevEndToEnd(t *testing.T) {
 		cli(exitNotFound, "status", "order 42")
 	})
 
+	t.Run("start with event, history, rewind", func(t *testing.T) {
+		out, _ := cli(0, "start", "BudgetApproval", "--id", "swe-cli", "--input", `{"amountCents": 3, "requester": "cy"}`,
+			"--event", "Approval", "--event-data", "true", "--event-id", "cli-1")
+		if got := strings.TrimSpace(out); got != "swe-cli" {
+			t.Fatalf("start --event printed %q", got)
+		}
+		out, _ = cli(0, "wait", "swe-cli", "--timeout", "20s")
+		if got := strings.TrimSpace(out); got != `"approved"` {
+			t.Errorf("wait printed %q", got)
+		}
+		out, _ = cli(0, "history", "swe-cli")
+		for _, want := range []string{"history (", "ExecutionStarted", "BudgetApproval", "EventRaised", "Approval", "event ID cli-1", "ExecutionCompleted"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("history does not mention %q:\n%s", want, out)
+			}
+		}
+		out, _ = cli(0, "history", "swe-cli", "--json")
+		var events []map[string]any
+		if err := json.Unmarshal([]byte(out), &events); err != nil || len(events) < 3 || events[2]["type"] != "EventRaised" {
+			t.Errorf("history --json (%v):\n%s", err, out)
+		}
+		cli(exitNotFound, "history", "no-such-instance")
+		cli(exitUsage, "start", "BudgetApproval", "--event-data", "true")
+		cli(exitUsage, "start", "BudgetApproval", "--event", "Approval", "--event-data", "yes")
+
+		// An orchestrator no worker has fails; rewinding it is accepted (and it fails again).
+		cli(0, "start", "NoSuchOrchestrator", "--id", "rewind-cli")
+		cli(exitEnded, "wait", "rewind-cli", "--timeout", "20s")
+		_, errOut := cli(0, "rewind", "rewind-cli", "--reason", "try again")
+		if !strings.Contains(errOut, "rewind requested") {
+			t.Errorf("rewind said %q", errOut)
+		}
+		natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+			out, _ := cli(0, "history", "rewind-cli")
+			if !strings.Contains(out, "ExecutionRewound") || !strings.Contains(out, "reason try again") ||
+				strings.Count(out, "ExecutionCompleted") != 2 {
+				return fmt.Errorf("history after the rewind:\n%s", out)
+			}
+			return nil
+		})
+		cli(exitNotFound, "rewind", "no-such-instance")
+		cli(0, "start", "BudgetApproval", "--id", "rewind-running")
+		cli(exitError, "rewind", "rewind-running")
+		cli(0, "terminate", "rewind-running")
+	})
+
 	t.Run("list and restart", func(t *testing.T) {
 		cli(0, "start", "BudgetApproval", "--id", "list-1", "--input", `{"amountCents": 1, "requester": "bo"}`)
 		cli(0, "start", "BudgetApproval", "--id", "list-2", "--input", `{"amountCents": 2, "requester": "bo"}`)

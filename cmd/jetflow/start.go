@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/jetflow-dev/jetflow/pkg/engine"
@@ -11,6 +12,11 @@ const startAbout = `
 Starts a new instance of an orchestrator and prints its instance ID. Without --id the ID is a
 random UUID. Starting an ID whose instance has ended replaces it; one that is still pending,
 running or suspended is an error.
+
+With --event, the start also delivers that event (Temporal's signal-with-start), atomically: if
+the instance is pending, running or suspended, it is not started again and the event is raised
+on it instead; otherwise it starts and the event is the first thing it receives. --event-data
+is the event's JSON data (default null), --event-id deduplicates it.
 `
 
 func runStart(ctx context.Context, env *Env, args []string) error {
@@ -18,10 +24,13 @@ func runStart(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fs := newFlagSet(env, "start", "<orchestrator> [--id ID] [--input JSON]", startAbout)
+	fs := newFlagSet(env, "start", "<orchestrator> [--id ID] [--input JSON] [--event NAME [--event-data JSON] [--event-id ID]]", startAbout)
 	cfg.clientFlags(fs)
 	id := fs.String("id", "", "instance `ID` (default: a random UUID)")
 	input := fs.String("input", "", "orchestrator input as `JSON`, e.g. '{\"amountCents\": 5000}'")
+	event := fs.String("event", "", "also deliver the event `NAME` (start if absent, else raise)")
+	eventData := fs.String("event-data", "", "the event's data as `JSON` (default null)")
+	eventID := fs.String("event-id", "", "deduplication `ID` of the event")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -43,8 +52,31 @@ func runStart(ctx context.Context, env *Env, args []string) error {
 		}
 		opts = append(opts, engine.WithInput(raw))
 	}
+	var ev *engine.Event
+	switch {
+	case *event != "":
+		if err := checkEventName(*event); err != nil {
+			return err
+		}
+		ev = &engine.Event{Name: *event, Data: json.RawMessage("null"), ID: *eventID}
+		if *eventData != "" {
+			raw, err := parseJSON("--event-data", *eventData)
+			if err != nil {
+				return err
+			}
+			ev.Data = raw
+		}
+	case *eventData != "" || *eventID != "":
+		return usageErrorf("start: --event-data and --event-id need --event")
+	}
 	return withClient(ctx, env, cfg, clientTimeout, func(ctx context.Context, c *engine.Client) error {
-		got, err := c.ScheduleNew(ctx, pos[0], opts...)
+		var got string
+		var err error
+		if ev != nil {
+			got, err = c.StartWithEvent(ctx, pos[0], *ev, opts...)
+		} else {
+			got, err = c.ScheduleNew(ctx, pos[0], opts...)
+		}
 		if err != nil {
 			return err
 		}

@@ -212,6 +212,11 @@ func describeEvent(ev history.Event, now time.Time) string {
 		parts = []string{reason()}
 	case history.ContinuedAsNew:
 		parts = []string{js("input", ev.Input)}
+	case history.ExecutionRewound:
+		parts = []string{reason()}
+		for _, id := range ev.TaskIDs {
+			parts = append(parts, fmt.Sprintf("reruns #%d", id))
+		}
 	case history.TaskScheduled:
 		parts = []string{task(), ev.Name, js("input", ev.Input)}
 	case history.TaskCompleted, history.SubOrchestrationInstanceCompleted:

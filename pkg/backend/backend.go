@@ -24,6 +24,8 @@ var (
 	ErrInstanceEnded = errors.New("instance has ended")
 	// ErrInstanceNotEnded: the operation needs an instance that has ended (purge).
 	ErrInstanceNotEnded = errors.New("instance has not ended")
+	// ErrInstanceNotFailed: the operation needs an instance that has failed (rewind).
+	ErrInstanceNotFailed = errors.New("instance has not failed")
 	// ErrConflict: another writer committed this turn first; reload and retry.
 	ErrConflict = errors.New("conflicting write")
 	// ErrInvalidName: an instance ID or event name that cannot be used (empty, too long,
@@ -154,6 +156,8 @@ const (
 	KindTerminate MessageKind = "terminate"
 	KindSuspend   MessageKind = "suspend"
 	KindResume    MessageKind = "resume"
+	// KindRewind rewinds a failed instance; its body is a TerminateRequest with the reason.
+	KindRewind MessageKind = "rewind"
 )
 
 // Message is addressed to one instance.
@@ -193,9 +197,21 @@ type StartRequest struct {
 	StartID    string             `json:"startId"`
 	Parent     *history.ParentRef `json:"parent,omitempty"`
 	Time       time.Time          `json:"time"`
+	// Event, if set, is delivered with the start (engine.Client.StartWithEvent): to the
+	// generation the start creates, or, if the instance is pending, running or suspended and
+	// the start is therefore ignored, to that generation.
+	Event *StartEvent `json:"event,omitempty"`
 }
 
-// TerminateRequest is the body of terminate, suspend and resume messages.
+// StartEvent is an external event carried by a start message.
+type StartEvent struct {
+	Name string          `json:"name"`
+	Data json.RawMessage `json:"data,omitempty"`
+	// ID deduplicates the event, as Message.MsgID does for events.
+	ID string `json:"id,omitempty"`
+}
+
+// TerminateRequest is the body of terminate, suspend, resume and rewind messages.
 type TerminateRequest struct {
 	Reason string `json:"reason,omitempty"`
 }
@@ -224,6 +240,9 @@ type ActivityTask struct {
 	TaskID     int             `json:"taskId"`
 	Name       string          `json:"name"`
 	Input      json.RawMessage `json:"input,omitempty"`
+	// Rewind, when not 0, marks a task scheduled again by a rewind (history.Action.Rewind); its
+	// result is sent with a message ID of its own.
+	Rewind int `json:"rewind,omitempty"`
 	// Attempt counts deliveries of this task message, from 1.
 	Attempt uint64 `json:"-"`
 }

@@ -94,6 +94,13 @@ type Executor struct {
 	termReason    string
 	recordedEnd   bool // the history holds this generation's end
 	newEvents     []history.Event
+
+	// Rewind (rewind.go).
+	rewinds     int     // ExecutionRewound events applied
+	tolerateEnd bool    // replay dropped a failed end that a later rewind disregards
+	observed    []int   // tasks whose failure Await returned since the orchestrator last blocked
+	failedTasks []int   // observed when the orchestrator returned its error
+	reissued    []*Task // pending tasks a rewind in this turn schedules again
 }
 
 // NewExecutor returns an executor for instanceID; it starts when Replay or Execute sees an
@@ -120,6 +127,7 @@ func Replay(reg *Registry, instanceID string, log zerolog.Logger, past []history
 
 // Replay applies past events, which must start with this generation's first turn.
 func (e *Executor) Replay(past []history.Event) error {
+	past, e.tolerateEnd = withoutRewound(past)
 	e.replaying = true
 	defer func() { e.replaying = false }()
 	for _, ev := range past {
@@ -147,7 +155,7 @@ func (e *Executor) Execute(now time.Time, events []history.Event) *TurnResult {
 	e.newEvents = nil
 	e.record(history.NewOrchestratorStarted(now))
 	for i, ev := range events {
-		if e.Done() {
+		if e.Done() && ev.Type != history.ExecutionRewound {
 			if e.continueAsNew != nil && !e.continueAsNew.discard {
 				e.carry(events[i:])
 			}
@@ -215,8 +223,9 @@ func (e *Executor) endTurn(now time.Time) *TurnResult {
 			res.Actions = append(res.Actions, t.action())
 			e.newEvents = append(e.newEvents, t.scheduledEvent(now))
 		}
+		res.Actions = append(res.Actions, e.reissueActions(now)...)
 	}
-	e.unconfirmed = nil
+	e.unconfirmed, e.reissued = nil, nil
 	if end != nil && !e.recordedEnd {
 		e.newEvents = append(e.newEvents, *end)
 	}
@@ -250,6 +259,11 @@ func (e *Executor) apply(ev history.Event) bool {
 		return true
 	case history.ExecutionCompleted, history.ContinuedAsNew:
 		e.recordedEnd = true
+		return true
+	case history.ExecutionRewound:
+		// Applies even to a generation that failed again while a rewind replayed it: the
+		// marker is recorded and the new failure follows it.
+		e.applyRewound()
 		return true
 	}
 	if e.Done() {
@@ -390,6 +404,7 @@ func (e *Executor) body(fn OrchestratorFunc) {
 	case e.continueAsNew != nil:
 	case err != nil:
 		e.failure = &history.Failure{Type: FailureType(err), Message: err.Error()}
+		e.failedTasks = append([]int(nil), e.observed...)
 	default:
 		b, merr := json.Marshal(out)
 		if merr != nil {
@@ -423,7 +438,7 @@ func (e *Executor) checkTurnRecorded() {
 		e.err = nonDeterminism("orchestrator %q scheduled %s %q as task %d, which the history does not have", e.name, t.kind, t.name, t.id)
 		return
 	}
-	if e.Done() && !e.recordedEnd && !e.terminated {
+	if e.Done() && !e.recordedEnd && !e.terminated && !e.tolerateEnd {
 		e.err = nonDeterminism("orchestrator %q returned, but its history goes on", e.name)
 	}
 }

@@ -418,6 +418,7 @@ func (t *Task) Await(v any) error {
 	}
 	for !t.done {
 		e.awaiting = t
+		e.observed = e.observed[:0]
 		e.yield <- struct{}{}
 		if !<-e.resume {
 			runtime.Goexit()
@@ -425,6 +426,7 @@ func (t *Task) Await(v any) error {
 	}
 	e.awaiting = nil
 	if t.err != nil {
+		e.observe(t.err)
 		return t.err
 	}
 	switch p := v.(type) {

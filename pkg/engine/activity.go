@@ -37,7 +37,7 @@ func (w *Worker) runActivity(ctx context.Context, task backend.ActivityTask) err
 	}
 	return w.b.Send(ctx, backend.Message{
 		InstanceID: task.InstanceID, Kind: backend.KindResult, Data: data,
-		MsgID: fmt.Sprintf("result:%s:%d:%d", task.InstanceID, task.Generation, task.TaskID),
+		MsgID: fmt.Sprintf("result:%s:%d:%d", task.InstanceID, task.Generation, task.TaskID) + rewindSuffix(task.Rewind),
 	})
 }
 

@@ -7,9 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/history"
@@ -21,9 +18,11 @@ var (
 	ErrInstanceExists   = backend.ErrInstanceExists
 	ErrInstanceEnded    = backend.ErrInstanceEnded
 	ErrInstanceNotEnded = backend.ErrInstanceNotEnded
-	ErrInvalidName      = backend.ErrInvalidName
-	ErrPayloadTooLarge  = backend.ErrPayloadTooLarge
-	ErrBadPayload       = backend.ErrBadPayload
+	// ErrInstanceNotFailed: Rewind of an instance that is pending, running or suspended.
+	ErrInstanceNotFailed = backend.ErrInstanceNotFailed
+	ErrInvalidName       = backend.ErrInvalidName
+	ErrPayloadTooLarge   = backend.ErrPayloadTooLarge
+	ErrBadPayload        = backend.ErrBadPayload
 	// ErrBadContinuationToken: a Query.ContinuationToken that ListInstances did not return.
 	ErrBadContinuationToken = backend.ErrBadContinuationToken
 )
@@ -83,17 +82,9 @@ func encodePayload(v any) (json.RawMessage, error) {
 // ErrInstanceExists if an instance with the ID is pending, running or suspended; one that ended is
 // replaced.
 func (c *Client) ScheduleNew(ctx context.Context, name string, opts ...StartOption) (string, error) {
-	if name == "" {
-		return "", fmt.Errorf("scheduling: orchestrator name: %w", ErrInvalidName)
-	}
-	req := backend.StartRequest{Name: name, StartID: uuid.NewString(), Time: time.Now().UTC()}
-	for _, opt := range opts {
-		if err := opt(&req); err != nil {
-			return "", fmt.Errorf("scheduling %s: %w", name, err)
-		}
-	}
-	if req.InstanceID == "" {
-		req.InstanceID = uuid.NewString()
+	req, err := newStartRequest(name, opts)
+	if err != nil {
+		return "", err
 	}
 	if err := c.b.CreateInstance(ctx, req); err != nil {
 		return "", err

@@ -162,6 +162,7 @@ type turnBuilder struct {
 	applied []backend.InboxMessage
 	bytes   int                   // payload bytes applied
 	start   *backend.StartRequest // the turn begins a new generation
+	err     error                 // a message could not be taken for a reason that may pass
 }
 
 // maxTurnBytes bounds the payload bytes applied in one turn, so that a turn's history entry
@@ -187,13 +188,13 @@ func (b *turnBuilder) add(ctx context.Context, m backend.InboxMessage) bool {
 	}
 	if m.Kind == backend.KindStart {
 		var req backend.StartRequest
-		if err := json.Unmarshal(m.Data, &req); err != nil || req.Name == "" || req.InstanceID != b.id {
+		if err := json.Unmarshal(m.Data, &req); err != nil || req.Name == "" || req.InstanceID != b.id || !validStartEvent(req.Event) {
 			b.deadLetter(ctx, m, "start message is not a valid start request")
 			return true
 		}
 		s := b.l.state
 		startable := b.start == nil && (s == nil || s.Status.IsTerminal() ||
-			(s.Status == history.StatusPending && s.StartID == req.StartID && b.l.exec == nil))
+			(s.Status == history.StatusPending && (s.StartID == req.StartID || req.Event != nil) && b.l.exec == nil))
 		if !startable {
 			if b.start == nil && s != nil && s.StartID == req.StartID {
 				b.applied = append(b.applied, m) // a duplicate of the start that created it
@@ -201,6 +202,9 @@ func (b *turnBuilder) add(ctx context.Context, m backend.InboxMessage) bool {
 			}
 			if len(b.events) > 0 || b.start != nil {
 				return false // a new generation starts in a turn of its own
+			}
+			if req.Event != nil && b.l.exec != nil {
+				return b.addStartEvent(m, &req) // startevent.go
 			}
 			log.Warn().Str("start_id", req.StartID).Msg("start for an instance that is running: ignored")
 			w.stats.discarded.Add(1)
@@ -222,8 +226,14 @@ func (b *turnBuilder) add(ctx context.Context, m backend.InboxMessage) bool {
 			gen = s.Generation + 1
 		}
 		b.events = append(b.events, history.NewExecutionStarted(b.now, req.Name, req.Input, gen, req.Parent))
+		if req.Event != nil {
+			b.events = append(b.events, startEvent(b.now, req.Event))
+		}
 		b.applied = append(b.applied, m)
 		return true
+	}
+	if m.Kind == backend.KindRewind {
+		return b.addRewind(ctx, m) // rewind.go
 	}
 	if b.start == nil && b.l.exec == nil {
 		if b.l.state == nil || b.l.state.Status.IsTerminal() {
@@ -363,6 +373,9 @@ const maxContinuations = 100
 // messages. It returns rest, the messages for the next turn.
 func (b *turnBuilder) finish(ctx context.Context, rest []backend.InboxMessage) ([]backend.InboxMessage, error) {
 	w := b.w
+	if b.err != nil {
+		return nil, b.err
+	}
 	if len(b.events) == 0 {
 		// Nothing to commit: every message was stale, discarded or dead-lettered. Those
 		// decisions are final, so the cached instance may skip the messages from now on.

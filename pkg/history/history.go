@@ -22,6 +22,7 @@ const (
 	ExecutionTerminated               EventType = "ExecutionTerminated"
 	ExecutionSuspended                EventType = "ExecutionSuspended"
 	ExecutionResumed                  EventType = "ExecutionResumed"
+	ExecutionRewound                  EventType = "ExecutionRewound"
 	ContinuedAsNew                    EventType = "ContinueAsNew"
 	TaskScheduled                     EventType = "TaskScheduled"
 	TaskCompleted                     EventType = "TaskCompleted"
@@ -50,6 +51,8 @@ type Event struct {
 	Result     json.RawMessage `json:"result,omitempty"`
 	Failure    *Failure        `json:"failure,omitempty"`
 	FireAt     time.Time       `json:"fireAt,omitzero"`
+	// TaskIDs, on an ExecutionRewound event, are the tasks whose failures the rewind disregards.
+	TaskIDs []int `json:"taskIds,omitempty"`
 	// EventID is the caller's deduplication ID of a raised event.
 	EventID string `json:"eventId,omitempty"`
 	Reason  string `json:"reason,omitempty"`
@@ -134,6 +137,13 @@ func NewExecutionSuspended(now time.Time, reason string) Event {
 // NewExecutionResumed records a resume request.
 func NewExecutionResumed(now time.Time, reason string) Event {
 	return Event{Type: ExecutionResumed, Timestamp: now, Reason: reason}
+}
+
+// NewExecutionRewound records a rewind of a failed generation: the failures of tasks taskIDs
+// recorded before it, and the generation's failed end, no longer count; those tasks, and every
+// other task still pending, run again.
+func NewExecutionRewound(now time.Time, reason string, taskIDs []int) Event {
+	return Event{Type: ExecutionRewound, Timestamp: now, Reason: reason, TaskIDs: taskIDs}
 }
 
 // NewContinuedAsNew records that the orchestration restarted itself with a new input.

@@ -24,6 +24,9 @@ type Action struct {
 	Input      json.RawMessage `json:"input,omitempty"`
 	FireAt     time.Time       `json:"fireAt,omitzero"`
 	InstanceID string          `json:"instanceId,omitempty"` // sub-orchestrations
+	// Rewind, when not 0, marks a task scheduled again by the Rewind-th rewind of its generation
+	// (see ExecutionRewound); the backend keeps its messages apart from the first run's.
+	Rewind int `json:"rewind,omitempty"`
 }
 
 // Waiting lists what an instance waits for, for its status.

@@ -119,3 +119,9 @@ func (f *fakeClient) PurgeInstances(context.Context, engine.Query) (int, error) 
 func (f *fakeClient) Restart(context.Context, string, bool) (string, error) {
 	return "", f.unexpected("Restart")
 }
+
+func (f *fakeClient) Rewind(context.Context, string, string) error { return f.unexpected("Rewind") }
+
+func (f *fakeClient) StartWithEvent(context.Context, string, engine.Event, ...engine.StartOption) (string, error) {
+	return "", f.unexpected("StartWithEvent")
+}

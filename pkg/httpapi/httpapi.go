@@ -6,6 +6,8 @@
 // Endpoints, all relative to /runtime/webhooks/durabletask/:
 //
 //	POST   orchestrators/{functionName}[/{instanceId}]   start (optionally wait: ?timeout=&pollingInterval=)
+//	POST   orchestrators/{functionName}/{instanceId}/raiseEvent/{eventName}
+//	                                                     start with event (jetflow only; see below)
 //	GET    instances/{instanceId}                        status (showInput, showHistory, showHistoryOutput,
 //	                                                     returnInternalServerErrorOnFailure)
 //	DELETE instances/{instanceId}                        purge one
@@ -17,8 +19,25 @@
 //	                                                     runtimeStatus, instanceIdPrefix, showInput, top;
 //	                                                     paging with header x-ms-continuation-token)
 //	DELETE instances                                     purge many (createdTimeFrom required,
-//	                                                     createdTimeTo, runtimeStatus)
+//	                                                     createdTimeTo (default now), runtimeStatus):
+//	                                                     200 {"instancesDeleted":N}, 404 if none, 400
 //	POST   instances/{instanceId}/restart                restart (restartWithNewInstanceId, default true)
+//	POST   instances/{instanceId}/rewind?reason=         rewind a failed instance: 202; 400 if it is
+//	                                                     pending, running or suspended; 404; 410 if it
+//	                                                     completed or was terminated
+//
+// Start with event (Temporal's signal-with-start; not in Durable Functions) starts the instance
+// unless it is pending, running or suspended, and raises the event on it either way, atomically
+// (engine.Client.StartWithEvent). The body is empty or a JSON object (Content-Type:
+// application/json) with optional fields "input" (the orchestrator input) and "eventData" (the
+// event's data), both null when absent; other fields are refused. Header Jetflow-Event-Id (or
+// query eventId) deduplicates the event. It answers like a start: 202 with the check-status
+// payload (or, with timeout and pollingInterval, 200 and the output if the instance completes in
+// time); 400 for invalid names, a wrong content type or a body that is not such an object; 413
+// for a body over the limit. For example:
+//
+//	curl -X POST -H 'Content-Type: application/json' -d '{"input": {"amountCents": 500}, "eventData": true}' \
+//	  localhost:7071/runtime/webhooks/durabletask/orchestrators/BudgetApproval/order-42/raiseEvent/Approval
 //
 // Status codes and payloads follow the Durable Functions reference (docs and
 // HttpApiHandler.cs); errors have a JSON body {"error": "...", "message": "..."}. Any other path,
@@ -61,10 +80,11 @@
 //     skipped (not counted).
 //   - Restart: timeout and pollingInterval are not supported (it always answers 202). Restarting
 //     with the same ID an instance that has not ended is 500 "InstanceExists", like a start.
+//   - Rewind (a preview in Durable Functions) re-runs the activities and sub-orchestrations whose
+//     failures made the orchestrator fail, and those still pending; see engine.Client.Rewind.
+//     It works on instances with durable timers too.
 //
-// TODO (answered 501 Not Implemented for now):
-//   - POST instances/{instanceId}/rewind
-//   - entities (jetflow has none)
+// Not implemented (answered 501 Not Implemented): entities (jetflow has none).
 package httpapi
 
 import (
@@ -104,6 +124,8 @@ type Client interface {
 	ListInstances(ctx context.Context, q engine.Query) (engine.Page, error)
 	PurgeInstances(ctx context.Context, q engine.Query) (int, error)
 	Restart(ctx context.Context, id string, newInstanceID bool) (string, error)
+	Rewind(ctx context.Context, id, reason string) error
+	StartWithEvent(ctx context.Context, name string, ev engine.Event, opts ...engine.StartOption) (string, error)
 }
 
 var _ Client = (*engine.Client)(nil)
@@ -139,6 +161,7 @@ func New(client Client, opts Options) http.Handler {
 	p := BasePath + "/"
 	a.mux.HandleFunc("POST "+p+"orchestrators/{functionName}", a.start)
 	a.mux.HandleFunc("POST "+p+"orchestrators/{functionName}/{instanceId}", a.start)
+	a.mux.HandleFunc("POST "+p+"orchestrators/{functionName}/{instanceId}/raiseEvent/{eventName}", a.startWithEvent)
 	a.mux.HandleFunc("GET "+p+"instances/{instanceId}", a.status)
 	a.mux.HandleFunc("DELETE "+p+"instances/{instanceId}", a.purge)
 	a.mux.HandleFunc("POST "+p+"instances/{instanceId}/raiseEvent/{eventName}", a.raise)
@@ -225,6 +248,8 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", err.Error())
 	case errors.Is(err, engine.ErrBadContinuationToken):
 		writeError(w, http.StatusBadRequest, "BadRequest", "invalid "+ContinuationTokenHeader+": "+err.Error())
+	case errors.Is(err, engine.ErrInstanceNotFailed):
+		writeError(w, http.StatusBadRequest, "InstanceNotFailed", "only failed instances can be rewound: "+err.Error())
 	case errors.Is(err, engine.ErrInstanceExists):
 		writeError(w, http.StatusInternalServerError, "InstanceExists", err.Error())
 	default:
@@ -288,6 +313,13 @@ func (a *api) start(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	a.started(w, r, id)
+}
+
+// started answers a start of instance id: 202 with the check-status payload, or, with the
+// timeout and pollingInterval query parameters, the output (200) or status of the instance if
+// it ends within the timeout.
+func (a *api) started(w http.ResponseWriter, r *http.Request, id string) {
 	q := r.URL.Query()
 	timeout, err1 := strconv.ParseFloat(q.Get("timeout"), 64)
 	_, err2 := strconv.ParseFloat(q.Get("pollingInterval"), 64)
@@ -451,8 +483,7 @@ func (a *api) operation(w http.ResponseWriter, r *http.Request) {
 	case "resume":
 		do = a.c.Resume
 	case "rewind":
-		a.notImplemented("rewind")(w, r)
-		return
+		do = a.c.Rewind
 	case "restart":
 		a.restart(w, r)
 		return

@@ -304,7 +304,7 @@ func TestAPI(t *testing.T) {
 
 		// Ended: raise and controls are 410; purge 200 then 404.
 		expectCode(t, do(t, "POST", base+"/raiseEvent/Approval", "true"), http.StatusGone, "raise on ended")
-		for _, op := range []string{"terminate", "suspend", "resume"} {
+		for _, op := range []string{"terminate", "suspend", "resume", "rewind"} {
 			expectCode(t, do(t, "POST", base+"/"+op+"?reason=x", ""), http.StatusGone, op+" on ended")
 		}
 		r = do(t, "DELETE", base, "")
@@ -368,6 +368,20 @@ func TestAPI(t *testing.T) {
 		}
 		expectCode(t, do(t, "GET", inst(e.open, id, ""), ""), http.StatusOK, "status of failed")
 		expectCode(t, do(t, "GET", inst(e.open, id, "?returnInternalServerErrorOnFailure=true"), ""), http.StatusInternalServerError, "status of failed with returnInternalServerErrorOnFailure")
+
+		// Rewind is accepted for a failed instance; the orchestrator is still not registered, so
+		// it fails again, with the rewind in its history.
+		before, err := e.client.GetStatus(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectCode(t, do(t, "POST", inst(e.open, id, "/rewind?reason=retry"), ""), http.StatusAccepted, "rewind of failed")
+		e.waitFor(t, id, "failed again", func(s *engine.Status) bool { return s.Turn > before.Turn && s.Status.IsTerminal() })
+		r = do(t, "GET", inst(e.open, id, "?showHistory=true"), "")
+		expectCode(t, r, http.StatusOK, "status after rewind")
+		if !bytes.Contains(r.body, []byte(`{"EventType":"ExecutionRewound","Reason":"retry"`)) {
+			t.Errorf("history has no ExecutionRewound with the reason: %s", r.body)
+		}
 	})
 
 	t.Run("status codes", func(t *testing.T) {
@@ -387,6 +401,10 @@ func TestAPI(t *testing.T) {
 			{"start existing running instance", "POST", api(e.open, "orchestrators/BudgetApproval/"+id), "", nil, 500, ""},
 			{"start oversize input", "POST", api(e.small, "orchestrators/BudgetApproval/codes-big"), big, nil, 413, ""},
 			{"raise unknown instance", "POST", inst(e.open, "codes-nope", "/raiseEvent/Approval"), "true", nil, 404, ""},
+			{"start with a control character in the ID", "POST", api(e.open, "orchestrators/BudgetApproval/a%0Ab"), "", nil, 400, ""},
+			{"status with a control character in the ID", "GET", inst(e.open, "a\x00b", ""), "", nil, 400, ""},
+			{"raise a 257-character event name", "POST", inst(e.open, id, "/raiseEvent/"+strings.Repeat("e", 257)), "true", nil, 400, ""},
+			{"start a 257-character orchestrator name", "POST", api(e.open, "orchestrators/"+strings.Repeat("o", 257)), "", nil, 400, ""},
 			{"raise wrong content type", "POST", inst(e.open, id, "/raiseEvent/Approval"), "true", []string{"Content-Type", "text/plain"}, 400, "Only application/json request content is supported"},
 			{"raise no content type", "POST", inst(e.open, id, "/raiseEvent/Approval"), "true", []string{"Content-Type", ""}, 400, "Only application/json request content is supported"},
 			{"raise bad JSON", "POST", inst(e.open, id, "/raiseEvent/Approval"), "yes", nil, 400, "Invalid JSON content"},
@@ -408,8 +426,10 @@ func TestAPI(t *testing.T) {
 			{"list bad time", "GET", api(e.open, "instances?createdTimeFrom=yesterday"), "", nil, 400, ""},
 			{"list bad token", "GET", api(e.open, "instances"), "", []string{"x-ms-continuation-token", "!"}, 400, ""},
 			{"purge many without from", "DELETE", api(e.open, "instances"), "", nil, 400, "Please provide value for 'createdTimeFrom' parameter."},
-			{"purge many none", "DELETE", api(e.open, "instances?createdTimeFrom=2999-01-01T00:00:00Z"), "", nil, 404, ""},
-			{"rewind", "POST", inst(e.open, id, "/rewind"), "", nil, 501, ""},
+			{"purge many none", "DELETE", api(e.open, "instances?createdTimeFrom=2999-01-01T00:00:00Z"), "", nil, 404, "No instances were found that match the filter expression"},
+			{"purge many bad from", "DELETE", api(e.open, "instances?createdTimeFrom=yesterday"), "", nil, 400, ""},
+			{"rewind running", "POST", inst(e.open, id, "/rewind"), "", nil, 400, ""},
+			{"rewind unknown", "POST", inst(e.open, "codes-nope", "/rewind"), "", nil, 404, ""},
 			{"restart unknown", "POST", inst(e.open, "codes-nope", "/restart"), "", nil, 400, "InstanceId does not match a valid orchestration instance."},
 			{"entities", "GET", api(e.open, "entities/counter/a"), "", nil, 501, ""},
 			{"purge running", "DELETE", inst(e.open, id, ""), "", nil, 200, ""},
@@ -553,6 +573,73 @@ func TestAPI(t *testing.T) {
 		ok := strings.Repeat("y", history.MaxNameLength)
 		expectCode(t, do(t, "POST", api(e.open, "orchestrators/BudgetApproval/"+ok), ""), http.StatusAccepted, "start with a 256-character ID")
 		expectCode(t, do(t, "POST", inst(e.open, ok, "/terminate"), ""), http.StatusAccepted, "terminate the 256-character ID")
+	})
+
+	t.Run("start with event", func(t *testing.T) {
+		t.Parallel()
+		swe := func(srv *httptest.Server, id, event, query string) string {
+			return api(srv, "orchestrators/BudgetApproval/"+url.PathEscape(id)+"/raiseEvent/"+event+query)
+		}
+		// Absent: started with the event; waiting for the output.
+		r := do(t, "POST", swe(e.open, "swe-new", "Approval", "?timeout=20&pollingInterval=1"),
+			`{"input": {"amountCents": 100, "requester": "bo"}, "eventData": true}`, httpapi.EventIDHeader, "swe-ev-1")
+		expectCode(t, r, http.StatusOK, "start with event, waiting")
+		if string(bytes.TrimSpace(r.body)) != `"approved"` {
+			t.Errorf("output %s, want \"approved\"", r.body)
+		}
+		events, err := e.client.GetHistory(context.Background(), "swe-new")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events) < 3 || events[2].Type != history.EventRaised || events[2].EventID != "swe-ev-1" {
+			t.Errorf("history begins %+v, want the event right after the start", events[:min(3, len(events))])
+		}
+
+		// Running: the event goes to the running instance; its input stays.
+		id := "swe-running"
+		e.startBudget(t, e.open, id)
+		r = do(t, "POST", swe(e.open, id, "Approval", ""), `{"input": "ignored", "eventData": false}`)
+		expectCode(t, r, http.StatusAccepted, "start with event on a running instance")
+		if p := r.json(t); p["id"] != id || r.header.Get("Location") == "" {
+			t.Errorf("payload %v, Location %q", p, r.header.Get("Location"))
+		}
+		s := e.waitEnded(t, id)
+		if string(s.Output) != `"denied"` || s.Generation != 1 || !bytes.Contains(s.Input, []byte("ana")) {
+			t.Errorf("status %s output %s input %s generation %d", s.Status, s.Output, s.Input, s.Generation)
+		}
+
+		// Ended: a new generation; an empty body raises null, which BudgetApproval reads as false.
+		expectCode(t, do(t, "POST", swe(e.open, id, "Approval", ""), ""), http.StatusAccepted, "start with event, empty body")
+		s = e.waitFor(t, id, "second generation ended", func(s *engine.Status) bool { return s.Generation == 2 && s.Status.IsTerminal() })
+		if s.Status != history.StatusCompleted || string(s.Output) != `"denied"` {
+			t.Errorf("second generation: %s %s %v", s.Status, s.Output, s.Failure)
+		}
+
+		big := `{"eventData": "` + strings.Repeat("x", 100) + `"}`
+		for _, c := range []struct {
+			name, url, body string
+			headers         []string
+			want            int
+		}{
+			{"wrong content type", swe(e.open, "swe-bad", "Approval", ""), `{"eventData": true}`, []string{"Content-Type", "text/plain"}, 400},
+			{"malformed JSON", swe(e.open, "swe-bad", "Approval", ""), `{"eventData": tru`, nil, 400},
+			{"not an object", swe(e.open, "swe-bad", "Approval", ""), `[true]`, nil, 400},
+			{"unknown field", swe(e.open, "swe-bad", "Approval", ""), `{"data": true}`, nil, 400},
+			{"two values", swe(e.open, "swe-bad", "Approval", ""), `{} {}`, nil, 400},
+			{"oversize", swe(e.small, "swe-bad", "Approval", ""), big, nil, 413},
+			{"long event name", swe(e.open, "swe-bad", strings.Repeat("e", 257), ""), `{}`, nil, 400},
+			{"long instance ID", swe(e.open, strings.Repeat("i", 257), "Approval", ""), `{}`, nil, 400},
+			{"wrong verb", swe(e.open, "swe-bad", "Approval", ""), "", nil, 404},
+		} {
+			method := "POST"
+			if c.name == "wrong verb" {
+				method = "GET"
+			}
+			expectCode(t, do(t, method, c.url, c.body, c.headers...), c.want, c.name)
+		}
+		if _, err := e.client.GetStatus(context.Background(), "swe-bad"); !errors.Is(err, engine.ErrInstanceNotFound) {
+			t.Errorf("a refused start with event created the instance: %v", err)
+		}
 	})
 
 	t.Run("start without an ID", func(t *testing.T) {

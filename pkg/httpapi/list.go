@@ -87,13 +87,16 @@ func (a *api) purgeMany(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if q.CreatedTo.IsZero() {
+		q.CreatedTo = time.Now().UTC() // Durable Functions' default: instances created until now
+	}
 	n, err := a.c.PurgeInstances(r.Context(), q)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	if n == 0 {
-		writeError(w, http.StatusNotFound, "NotFound", "no ended instance matched")
+		writeError(w, http.StatusNotFound, "NotFound", "No instances were found that match the filter expression")
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"instancesDeleted": n})

@@ -214,7 +214,7 @@ func convertHistory(events []history.Event, q statusQuery) []json.RawMessage {
 			if q.showInput && e.Reason != "" {
 				m["Input"] = e.Reason
 			}
-		case history.ExecutionSuspended, history.ExecutionResumed:
+		case history.ExecutionSuspended, history.ExecutionResumed, history.ExecutionRewound:
 			if e.Reason != "" {
 				m["Reason"] = e.Reason
 			}

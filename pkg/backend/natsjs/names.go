@@ -406,3 +406,12 @@ func (n Names) ParseInstanceSubject(subject string) (id, kind, name string, err 
 // ScheduleFilter matches every timer schedule of one instance:
 // <prefix>.sched.<idTok>.>.
 func (n Names) ScheduleFilter(idTok string) string { return n.prefix + ".sched." + idTok + ".>" }
+
+// rewindSuffix keeps the message IDs of a task scheduled again by rewind number n (n > 0) apart
+// from those of its first run, which JetStream would otherwise deduplicate: ":r<n>".
+func rewindSuffix(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return ":r" + strconv.Itoa(n)
+}

@@ -312,8 +312,8 @@ func (b *Backend) actionMsg(idTok string, turn *backend.Turn, a history.Action) 
 			return nil, fmt.Errorf("activity name: %w", err)
 		}
 		msg := nats.NewMsg(b.names.ActivitySubject(nameTok))
-		msg.Data = mustJSON(backend.ActivityTask{InstanceID: turn.InstanceID, Generation: turn.Generation, TaskID: a.TaskID, Name: a.Name, Input: a.Input})
-		msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s:%d:%d", idTok, turn.Generation, a.TaskID))
+		msg.Data = mustJSON(backend.ActivityTask{InstanceID: turn.InstanceID, Generation: turn.Generation, TaskID: a.TaskID, Name: a.Name, Input: a.Input, Rewind: a.Rewind})
+		msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s:%d:%d", idTok, turn.Generation, a.TaskID)+rewindSuffix(a.Rewind))
 		return msg, nil
 	case history.ActionTimer:
 		// A scheduled message: the server publishes its body to the target when due. Schedules
@@ -330,7 +330,7 @@ func (b *Backend) actionMsg(idTok string, turn *backend.Turn, a history.Action) 
 		}
 		req := backend.StartRequest{
 			InstanceID: a.InstanceID, Name: a.Name, Input: a.Input, Time: turn.State.UpdatedAt,
-			StartID: fmt.Sprintf("%s:%d:%d", idTok, turn.Generation, a.TaskID),
+			StartID: fmt.Sprintf("%s:%d:%d", idTok, turn.Generation, a.TaskID) + rewindSuffix(a.Rewind),
 			Parent:  &history.ParentRef{InstanceID: turn.InstanceID, Generation: turn.Generation, TaskID: a.TaskID},
 		}
 		msg := nats.NewMsg(b.names.InstanceSubject(childTok, string(backend.KindStart)))

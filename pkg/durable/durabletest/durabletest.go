@@ -192,6 +192,24 @@ func (r *Run) CustomStatus(v any) {
 	}
 }
 
+// Rewind rewinds the failed instance, as engine.Client.Rewind does, and runs the rewind turn:
+// the activities and sub-orchestrations whose failures made the orchestrator fail are pending
+// again (with every task whose result a failed instance would have discarded), to Complete or
+// Fail once more. It fails the test if the instance has not failed.
+func (r *Run) Rewind(reason string) {
+	r.t.Helper()
+	if r.last.Status != history.StatusFailed {
+		r.t.Fatalf("durabletest: only a failed instance can be rewound; %s", r.describe())
+	}
+	exec, ev, err := durable.PrepareRewind(r.reg, InstanceID, zerolog.New(zerolog.NewTestWriter(r.t)), r.past, r.now, reason)
+	if err != nil {
+		r.t.Logf("durabletest: replay for the rewind: %v", err)
+	}
+	r.exec.Close()
+	r.exec = exec
+	r.turn(ev)
+}
+
 // turn runs one turn with events, records it, and checks that a cold replay agrees.
 func (r *Run) turn(events ...history.Event) {
 	r.t.Helper()

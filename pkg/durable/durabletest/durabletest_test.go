@@ -290,3 +290,28 @@ func TestHarnessFailures(t *testing.T) {
 		})
 	}
 }
+
+func TestRewind(t *testing.T) {
+	reg := registry(t, "Charge", func(ctx *durable.OrchestrationContext) (any, error) {
+		var receipt string
+		if err := ctx.CallActivity("Charge", 100).Await(&receipt); err != nil {
+			return nil, err
+		}
+		return receipt, nil
+	})
+	run := durabletest.New(t, reg, "Charge", nil)
+	run.Fail(run.Activity("Charge"), "card service down")
+	if run.Status() != history.StatusFailed {
+		t.Fatalf("status %s, want Failed", run.Status())
+	}
+	run.Rewind("card service is back")
+	if run.Status() != history.StatusRunning {
+		t.Fatalf("status %s after the rewind, want Running", run.Status())
+	}
+	run.Complete(run.Activity("Charge"), "receipt-1")
+	var out string
+	run.Output(&out)
+	if out != "receipt-1" {
+		t.Fatalf("output %q", out)
+	}
+}

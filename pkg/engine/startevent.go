@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/jetflow-dev/jetflow/pkg/backend"
+	"github.com/jetflow-dev/jetflow/pkg/history"
+)
+
+// Event is an external event for StartWithEvent.
+type Event struct {
+	Name string
+	// Data is encoded as JSON (a json.RawMessage is used as it is, once checked); nil is null.
+	Data any
+	// ID, if not empty, deduplicates the event as WithEventID does.
+	ID string
+}
+
+// StartWithEvent is Temporal's signal-with-start: it starts orchestrator name as a new instance
+// unless the instance (WithInstanceID; without it a random ID, so always a new instance) is
+// pending, running or suspended, and delivers ev to it either way. It returns the instance ID.
+//
+// It is atomic: the event travels in the start message itself. The worker that applies the
+// message either starts a new generation with the event right after its ExecutionStarted, or,
+// when a generation is running, ignores the start and raises the event on that generation in a
+// turn of its own. The event is never lost to a generation that ends in between, never applied
+// to an older one, and never discarded as addressed to an instance that does not exist yet.
+// Whether a new generation started is decided by the worker; read the status or history to know.
+// Racing a plain start of the same ID that has not been applied yet, the start-with-event wins
+// if the worker reaches it first (the plain start is then ignored), so that its event is not
+// discarded along with its start.
+//
+// The input and the event data together must fit in the backend's payload limit.
+func (c *Client) StartWithEvent(ctx context.Context, name string, ev Event, opts ...StartOption) (string, error) {
+	req, err := newStartRequest(name, opts)
+	if err != nil {
+		return "", err
+	}
+	if err := history.CheckName("event name", ev.Name); err != nil {
+		return "", fmt.Errorf("starting %s with an event: %w", name, err)
+	}
+	data, err := encodePayload(ev.Data)
+	if err != nil {
+		return "", fmt.Errorf("starting %s with event %q: data: %w", name, ev.Name, err)
+	}
+	req.Event = &backend.StartEvent{Name: ev.Name, Data: data, ID: ev.ID}
+	if lim, ok := c.b.(interface{ MaxPayload() int }); ok {
+		if n := len(req.Input) + len(data); n > lim.MaxPayload() {
+			return "", fmt.Errorf("starting %s with event %q: input and event data of %d bytes: %w (limit %d)", name, ev.Name, n, ErrPayloadTooLarge, lim.MaxPayload())
+		}
+	}
+	if err := c.b.CreateInstance(ctx, req); err != nil && !errors.Is(err, ErrInstanceExists) {
+		return "", err
+	}
+	return req.InstanceID, nil
+}
+
+// newStartRequest builds the request of ScheduleNew and StartWithEvent.
+func newStartRequest(name string, opts []StartOption) (backend.StartRequest, error) {
+	if name == "" {
+		return backend.StartRequest{}, fmt.Errorf("scheduling: orchestrator name: %w", ErrInvalidName)
+	}
+	req := backend.StartRequest{Name: name, StartID: uuid.NewString(), Time: time.Now().UTC()}
+	for _, opt := range opts {
+		if err := opt(&req); err != nil {
+			return req, fmt.Errorf("scheduling %s: %w", name, err)
+		}
+	}
+	if req.InstanceID == "" {
+		req.InstanceID = uuid.NewString()
+	}
+	return req, nil
+}
+
+// validStartEvent reports whether a start message's event, if any, can be raised.
+func validStartEvent(ev *backend.StartEvent) bool {
+	return ev == nil || (history.CheckName("event name", ev.Name) == nil && (len(ev.Data) == 0 || json.Valid(ev.Data)))
+}
+
+// startEvent is the EventRaised of a start message's event.
+func startEvent(now time.Time, ev *backend.StartEvent) history.Event {
+	data := ev.Data
+	if len(data) == 0 {
+		data = json.RawMessage("null")
+	}
+	return history.NewEventRaised(now, ev.Name, data, ev.ID)
+}
+
+// addStartEvent takes a start-with-event message for an instance with a running generation: the
+// start is ignored and the event raised on that generation. The message begins its turn (see
+// add), so the generation cannot end in this turn before the event.
+func (b *turnBuilder) addStartEvent(m backend.InboxMessage, req *backend.StartRequest) bool {
+	b.w.log.Debug().Str(fieldInstance, b.id).Str("start_id", req.StartID).Str(fieldEvent, req.Event.Name).
+		Msg("start-with-event for an instance that is running: start ignored, event raised")
+	b.events = append(b.events, startEvent(b.now, req.Event))
+	b.applied = append(b.applied, m)
+	b.bytes += len(m.Data)
+	return true
+}

@@ -1,0 +1,58 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/jetflow-dev/jetflow/pkg/engine"
+)
+
+// startWithEventBody is the body of a start with event.
+type startWithEventBody struct {
+	Input     json.RawMessage `json:"input"`
+	EventData json.RawMessage `json:"eventData"`
+}
+
+func (a *api) startWithEvent(w http.ResponseWriter, r *http.Request) {
+	name, id, event := r.PathValue("functionName"), r.PathValue("instanceId"), r.PathValue("eventName")
+	if !checkName(w, "orchestrator name", name) || !checkName(w, "instance ID", id) || !checkName(w, "event name", event) {
+		return
+	}
+	body, ok := a.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req startWithEventBody
+	if len(bytes.TrimSpace(body)) > 0 {
+		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if !strings.EqualFold(mt, "application/json") {
+			writeError(w, http.StatusBadRequest, "BadRequest", "Only application/json request content is supported")
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil || dec.More() {
+			writeError(w, http.StatusBadRequest, "BadRequest", `the body must be a JSON object with optional fields "input" and "eventData"`)
+			return
+		}
+	}
+	opts := []engine.StartOption{engine.WithInstanceID(id)}
+	if len(req.Input) > 0 {
+		opts = append(opts, engine.WithInput(req.Input))
+	}
+	ev := engine.Event{Name: event, Data: json.RawMessage("null"), ID: r.Header.Get(EventIDHeader)}
+	if len(req.EventData) > 0 {
+		ev.Data = req.EventData
+	}
+	if ev.ID == "" {
+		ev.ID = r.URL.Query().Get("eventId")
+	}
+	if _, err := a.c.StartWithEvent(r.Context(), name, ev, opts...); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.started(w, r, id)
+}
