@@ -22,10 +22,16 @@ build:
 run:
 	$(GO) run ./cmd/jetflow dev
 
-## test: every package, with the race detector where available
+# The end-to-end suites, run a second time with the executor cache off (every turn replays the
+# instance from storage), so that eviction and cold starts are held to the same results.
+E2E_PKGS ?= ./orchestration ./pkg/engine ./pkg/httpapi ./pkg/raiser
+
+## test: every package, with the race detector where available; then the end-to-end suites with
+## the executor cache off
 test:
 	@if [ -z "$(RACE)" ]; then echo "note: no cgo/C compiler, testing without -race"; fi
-	$(GO) test $(RACE) -count=1 -timeout 14m ./...
+	$(GO) test $(RACE) -count=1 -timeout 10m ./...
+	JETFLOW_TEST_CACHE_SIZE=0 $(GO) test $(RACE) -count=1 -timeout 5m $(E2E_PKGS)
 
 ## bench: approval throughput, raise->activity latency, turn cost by history length
 bench:

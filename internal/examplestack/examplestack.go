@@ -5,6 +5,9 @@ package examplestack
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -49,12 +52,31 @@ func Start(t testing.TB) *Stack {
 	if err := activities.Register(reg, activities.Deps{Inventory: kv, SMS: s.SMS, Log: zerolog.Nop()}); err != nil {
 		t.Fatal(err)
 	}
-	w, err := engine.NewWorker(b, reg)
+	w, err := engine.NewWorker(b, reg, WorkerOptions(t)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	RunInBackground(t, "worker", w.Run)
 	return s
+}
+
+// CacheSizeEnv names the environment variable that sets the executor cache size of the workers
+// tests start (unset: the engine's default). `make test` runs the end-to-end suites once more
+// with it at 0, so that every turn replays from storage.
+const CacheSizeEnv = "JETFLOW_TEST_CACHE_SIZE"
+
+// WorkerOptions returns the worker options the environment asks tests for (CacheSizeEnv).
+func WorkerOptions(t testing.TB) []engine.WorkerOption {
+	t.Helper()
+	v := os.Getenv(CacheSizeEnv)
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		t.Fatal(fmt.Errorf("%s=%q: %w", CacheSizeEnv, v, err))
+	}
+	return []engine.WorkerOption{engine.WithCacheSize(n)}
 }
 
 // RunInBackground runs run until the test ends, then cancels it and waits for it to return.

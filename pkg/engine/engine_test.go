@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetflow-dev/jetflow/internal/examplestack"
 	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
 	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
@@ -41,7 +42,7 @@ func newEnv(t *testing.T) *env {
 // startWorker runs a worker until the test ends (or stop is called).
 func (e *env) startWorker(reg *durable.Registry, opts ...engine.WorkerOption) (w *engine.Worker, stop func()) {
 	e.t.Helper()
-	w, err := engine.NewWorker(e.b, reg, opts...)
+	w, err := engine.NewWorker(e.b, reg, append(examplestack.WorkerOptions(e.t), opts...)...)
 	if err != nil {
 		e.t.Fatal(err)
 	}

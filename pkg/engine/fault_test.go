@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/jetflow-dev/jetflow/internal/examplestack"
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
 	"github.com/jetflow-dev/jetflow/pkg/durable"
@@ -71,7 +72,7 @@ func (e *env) runFaultWorker(reg *durable.Registry, opts ...engine.WorkerOption)
 // faultWorkerOn runs a worker on b (a wrapper of e.b) until the test ends.
 func (e *env) faultWorkerOn(b backend.Backend, reg *durable.Registry, opts ...engine.WorkerOption) (w *engine.Worker, cancel func(), wait func()) {
 	e.t.Helper()
-	w, err := engine.NewWorker(b, reg, opts...)
+	w, err := engine.NewWorker(b, reg, append(examplestack.WorkerOptions(e.t), opts...)...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -773,7 +774,8 @@ func TestStaleCacheConflictIsRetried(t *testing.T) {
 	ctx := context.Background()
 	// A runs one turn at a time; its hook parks it in the first turn of "blocker".
 	p := newFaultPauser(t, "blocker", 1)
-	wa, _ := e.startWorker(reg, engine.WithConcurrency(1), engine.WithFaultHooks(engine.FaultHooks{AfterCommit: p.hook}))
+	// A caches x (whatever JETFLOW_TEST_CACHE_SIZE says): the stale cache is the point.
+	wa, _ := e.startWorker(reg, engine.WithCacheSize(100), engine.WithConcurrency(1), engine.WithFaultHooks(engine.FaultHooks{AfterCommit: p.hook}))
 
 	if _, err := e.client.ScheduleNew(ctx, "Collect", engine.WithInstanceID("x"), engine.WithInput(3)); err != nil {
 		t.Fatal(err)
