@@ -13,9 +13,8 @@
 //	nc, js := c.Connect(t, 0) // to the first server, failing over to the others
 //	leader := c.WaitStreamLeader(t, "STREAM", 10*time.Second)
 //
-// Set the
-// environment variable NATS_LOGGING=debug to see the server's debug and
-// trace logs on stderr.
+// Set the environment variable NATS_LOGGING=debug to see the servers' debug
+// and trace logs on stderr.
 package natstest
 
 import (
