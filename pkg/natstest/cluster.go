@@ -121,6 +121,17 @@ func (c *Cluster) StreamLeader(stream string) *server.Server {
 	return nil
 }
 
+// ConsumerLeader returns the running server that leads consumer of stream (of the global
+// account), or nil if none does at the moment.
+func (c *Cluster) ConsumerLeader(stream, consumer string) *server.Server {
+	for _, s := range c.Running() {
+		if s.JetStreamIsConsumerLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream, consumer) {
+			return s
+		}
+	}
+	return nil
+}
+
 // WaitStreamLeader waits up to timeout for a running server to lead stream and returns it; it
 // fails the test if none does in time.
 func (c *Cluster) WaitStreamLeader(t testing.TB, stream string, timeout time.Duration) *server.Server {
