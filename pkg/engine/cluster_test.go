@@ -96,13 +96,20 @@ func (c *clusterCommits) hook(string, uint64) error {
 	return nil
 }
 
-// after returns the first commit after t and the longest time without a commit from t on.
-func (c *clusterCommits) after(t time.Time) (first time.Time, longestGap time.Duration) {
+// after returns the first commit after t, the longest time without a commit from t on, and the
+// number of commits in each second from two seconds before t.
+func (c *clusterCommits) after(t time.Time) (first time.Time, longestGap time.Duration, perSecond []int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	sort.Slice(c.times, func(i, j int) bool { return c.times[i].Before(c.times[j]) })
 	prev := t
 	for _, ct := range c.times {
+		if s := int(ct.Sub(t.Add(-2*time.Second)) / time.Second); s >= 0 {
+			for len(perSecond) <= s {
+				perSecond = append(perSecond, 0)
+			}
+			perSecond[s]++
+		}
 		if !ct.After(t) {
 			continue
 		}
@@ -112,7 +119,7 @@ func (c *clusterCommits) after(t time.Time) (first time.Time, longestGap time.Du
 		longestGap = max(longestGap, ct.Sub(prev))
 		prev = ct
 	}
-	return first, longestGap
+	return first, longestGap, perSecond
 }
 
 // clusterLog collects the warnings and errors of the workers and backends.
@@ -175,6 +182,16 @@ func clusterParallel(n int, f func(i int) error) error {
 	return <-errs
 }
 
+// clusterAckWait is the ack wait of the instance and activity consumers in TestClusterFailover.
+// A message whose delivery, ack or nak is lost with the server that goes away is redelivered only
+// after the ack wait, so the last instances complete about one ack wait after the shutdown (with
+// the default of 30s too).
+const clusterAckWait = 10 * time.Second
+
+// TestClusterFailover measures and logs how long the cluster takes to recover: the shutdown and
+// the election of new leaders (a fraction of a second: the server steps down its leaders as it
+// shuts down), the time without commits while requests sent to the old leaders run into their
+// timeouts, and the time until the last instance completes.
 func TestClusterFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a 3-server JetStream cluster and fails one server over (-short)")
@@ -188,6 +205,7 @@ func TestClusterFailover(t *testing.T) {
 	backendOn := func(server int, name string) (*nats.Conn, jetstream.JetStream, *natsjs.Backend) {
 		nc, js := c.Connect(t, server, nats.Name(name))
 		b, err := natsjs.New(ctx, js, natsjs.WithReplicas(3),
+			natsjs.WithInboxAckWait(clusterAckWait), natsjs.WithActivityAckWait(clusterAckWait),
 			natsjs.WithLogger(logger.With().Str("component", name+"/natsjs").Logger()))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -329,7 +347,7 @@ func TestClusterFailover(t *testing.T) {
 	})
 	ended := time.Since(killed)
 	total := time.Since(start)
-	firstCommit, longestGap := commits.after(killed)
+	firstCommit, longestGap, perSecond := commits.after(killed)
 
 	// Each instance completed once with the exact output, and its history holds each task, the
 	// event, the timer and the completion once, in turns 1..Turn.
@@ -367,6 +385,7 @@ func TestClusterFailover(t *testing.T) {
 		t.Logf("after the shutdown began: first turn committed after %v, longest time without a commit %v, all %d instances ended after %v",
 			firstCommit.Sub(killed).Round(time.Millisecond), longestGap.Round(time.Millisecond), n, ended.Round(time.Millisecond))
 	}
+	t.Logf("turns committed per second, from 2s before the shutdown: %v", perSecond)
 	t.Logf("%d instances scheduled and half of them raised in %v, the other half raised through the failover by %v after the shutdown began; all completed %v after the start",
 		n, scheduled.Round(time.Millisecond), raised.Round(time.Millisecond), total.Round(time.Millisecond))
 	t.Logf("connections now: %s; checking the %d histories took %v", connections(), n, checked.Round(time.Millisecond))
