@@ -10,8 +10,8 @@
 #
 # Node N (1..3) listens for clients on 127.0.0.1:(PORT+N-1), for routes on +2000 and for
 # monitoring on +4000: with the default JETFLOW_CLUSTER_PORT=4222, clients use 4222-4224, routes
-# 6222-6224 and monitoring (/healthz, /jsz) 8222-8224. Workers serve /livez and /readyz on
-# 127.0.0.1:8081-8083. Everything lives in JETFLOW_CLUSTER_DIR (default ./.jetflow/cluster):
+# 6222-6224 and monitoring (/healthz, /jsz) 8222-8224. Worker N serves /livez and /readyz on
+# PORT+3859+N-1 (8081-8083). Everything lives in JETFLOW_CLUSTER_DIR (default ./.jetflow/cluster):
 # nN/ holds node N's config, JetStream data and log; worker-N.log a worker's log; pids/ the
 # process IDs. The data survives a restart; rm -rf the directory to start over.
 #
@@ -189,7 +189,7 @@ start() {
 	# start and find them. (Identical stream creations at the same moment are slow: the server
 	# answers only the first, the others time out and retry.)
 	for n in "${nodes[@]}"; do
-		NATS_URL=$(urls) JETFLOW_REPLICAS=3 JETFLOW_HEALTH_ADDR=127.0.0.1:$((8080 + n)) \
+		NATS_URL=$(urls) JETFLOW_REPLICAS=3 JETFLOW_HEALTH_ADDR=127.0.0.1:$((port + 3859 + n - 1)) \
 			start_proc "worker-$n" "$dir/worker-$n.log" "$jetflow" worker
 		if ((n == 1)); then wait_for "worker running" "$dir/worker-1.log"; fi
 	done
