@@ -78,12 +78,13 @@ alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 # stop_kind KIND stops the processes of one kind (nats or worker): TERM, then KILL after 20s.
 stop_kind() {
-	local n f i left pids=()
+	local n f i pid left pids=()
 	for n in "${nodes[@]}"; do
 		f=$dir/pids/$1-$n.pid
 		if alive "$f"; then
-			pids+=("$(cat "$f")")
-			kill -TERM "${pids[-1]}" 2>/dev/null
+			pid=$(cat "$f")
+			pids+=("$pid")
+			kill -TERM "$pid" 2>/dev/null
 		fi
 		rm -f "$f"
 	done
