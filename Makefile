@@ -12,7 +12,11 @@ RACE    ?= $(if $(filter 1,$(shell $(GO) env CGO_ENABLED)),-race,)
 # building or testing). BENCHCOUNT repeats each one.
 BENCHCOUNT ?= 1
 
-.PHONY: build run test bench lint conf-check nats clean
+# make cluster: the nats-server binary, built from the module in go.mod (the version jetflow
+# embeds and tests against).
+NATS_SERVER ?= bin/nats-server
+
+.PHONY: build run test bench lint conf-check nats cluster cluster-stop clean
 
 ## build: the jetflow binary in bin/
 build:
@@ -51,6 +55,16 @@ conf-check:
 ## nats: a local NATS server with JetStream (the embedded one of `jetflow dev`, with the worker)
 nats:
 	$(GO) run ./cmd/jetflow dev
+
+## cluster: a local 3-node JetStream cluster (nats-server processes) and 3 workers, streams and
+## buckets at 3 replicas, data in ./.jetflow/cluster; Ctrl-C stops it (scripts/cluster.sh)
+cluster: build
+	$(GO) build -o $(NATS_SERVER) github.com/nats-io/nats-server/v2
+	NATS_SERVER_BIN=$(NATS_SERVER) JETFLOW_BIN=$(BIN) scripts/cluster.sh start
+
+## cluster-stop: stop what make cluster left running (if its terminal went away)
+cluster-stop:
+	scripts/cluster.sh stop
 
 ## clean: remove build output (the dev data in ./.jetflow stays; rm -rf .jetflow resets it)
 clean:

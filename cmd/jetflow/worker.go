@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
 )
 
 const workerAbout = `
 Runs a worker with the example orchestrators and activities against an external NATS server
 (or cluster) with JetStream. Run as many as you like: instances are spread over them. It creates
-jetflow's streams and buckets if they are missing, and stops cleanly on SIGINT or SIGTERM.
+jetflow's streams and buckets if they are missing (retrying for up to 2 minutes while JetStream
+is not ready, e.g. a cluster still electing its leader), and stops cleanly on SIGINT or SIGTERM.
 `
 
 func runWorker(ctx context.Context, env *Env, args []string) error {
@@ -38,7 +42,9 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	w, err := newExampleWorker(ctx, cfg, js, log)
+	w, err := retrySetup(ctx, log, func(ctx context.Context) (*exampleWorker, error) {
+		return newExampleWorker(ctx, cfg, js, log)
+	})
 	if err != nil {
 		return err
 	}
@@ -64,4 +70,33 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	return nil
+}
+
+// setupWait bounds how long a worker retries creating jetflow's streams and buckets at start-up.
+// A JetStream cluster that is starting cannot create replicated streams until it has elected a
+// meta leader and its peers have joined (a few seconds), and in Kubernetes the workers may start
+// before the servers.
+const setupWait = 2 * time.Minute
+
+// retrySetup calls setup until it succeeds, ctx ends or setupWait has passed, logging each
+// failure; it returns the last error. Each call bounds its own requests (natsjs applies a
+// default timeout).
+func retrySetup[T any](ctx context.Context, log zerolog.Logger, setup func(context.Context) (T, error)) (T, error) {
+	deadline := time.Now().Add(setupWait)
+	delay := 250 * time.Millisecond
+	for {
+		v, err := setup(ctx)
+		if err == nil || ctx.Err() != nil || time.Now().Add(delay).After(deadline) {
+			return v, err
+		}
+		log.Warn().Err(err).Str("retry_in", delay.String()).Msg("setting up jetflow's streams and buckets failed; retrying (is JetStream ready?)")
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return v, err
+		case <-t.C:
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
 }

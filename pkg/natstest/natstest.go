@@ -5,9 +5,16 @@
 //	s := natstest.RunServer(t)
 //	nc, js := natstest.Connect(t, s)
 //
-// The server and the connection are torn down by t.Cleanup. Set the
-// environment variable NATS_LOGGING=debug to see the server's debug and
-// trace logs on stderr.
+// The server and the connection are torn down by t.Cleanup. RunCluster starts
+// a JetStream cluster of several in-process servers instead, for tests of
+// replicated streams and failover:
+//
+//	c := natstest.RunCluster(t, 3)
+//	nc, js := c.Connect(t, 0) // to the first server, failing over to the others
+//	leader := c.WaitStreamLeader(t, "STREAM", 10*time.Second)
+//
+// Set the environment variable NATS_LOGGING=debug to see the servers' debug
+// and trace logs on stderr.
 package natstest
 
 import (
@@ -55,8 +62,18 @@ func WithPort(p int) Option {
 func RunServer(t testing.TB, opts ...Option) *server.Server {
 	t.Helper()
 
+	o := defaultOptions(t)
+	for _, opt := range opts {
+		opt(o)
+	}
+
+	return startServer(t, o)
+}
+
+// defaultOptions are the options of every server natstest starts, before Options are applied.
+func defaultOptions(t testing.TB) *server.Options {
 	logging := os.Getenv("NATS_LOGGING") == "debug"
-	o := &server.Options{
+	return &server.Options{
 		ServerName: "natstest",
 		Host:       "127.0.0.1",
 		Port:       -1,
@@ -68,15 +85,17 @@ func RunServer(t testing.TB, opts ...Option) *server.Server {
 		Debug:      logging,
 		Trace:      logging,
 	}
-	for _, opt := range opts {
-		opt(o)
-	}
+}
 
+// startServer starts a server with o, waits until it accepts connections and registers its
+// shutdown with t.Cleanup.
+func startServer(t testing.TB, o *server.Options) *server.Server {
+	t.Helper()
 	s, err := server.NewServer(o)
 	if err != nil {
 		t.Fatalf("natstest: creating server: %v", err)
 	}
-	if logging {
+	if !o.NoLog {
 		s.ConfigureLogger()
 	}
 	t.Cleanup(func() {
@@ -86,10 +105,10 @@ func RunServer(t testing.TB, opts ...Option) *server.Server {
 
 	go s.Start()
 	if !s.ReadyForConnections(readyTimeout) {
-		t.Fatalf("natstest: server not ready for connections after %v", readyTimeout)
+		t.Fatalf("natstest: server %s not ready for connections after %v", o.ServerName, readyTimeout)
 	}
 	if !s.JetStreamEnabled() {
-		t.Fatal("natstest: server started without JetStream")
+		t.Fatalf("natstest: server %s started without JetStream", o.ServerName)
 	}
 	return s
 }

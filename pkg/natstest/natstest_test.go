@@ -109,3 +109,68 @@ func TestCheckFor(t *testing.T) {
 		}
 	})
 }
+
+func TestRunCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-server cluster and waits for a leader election")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	c := natstest.RunCluster(t, 3)
+	if got, want := len(c.Servers), 3; got != want {
+		t.Fatalf("servers: got %d, want %d", got, want)
+	}
+	if c.MetaLeader() == nil {
+		t.Fatal("no meta leader after RunCluster")
+	}
+	nc, js := c.Connect(t, 0)
+
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:     "TEST",
+		Subjects: []string{"test.>"},
+		Storage:  jetstream.FileStorage,
+		Replicas: 3,
+	}); err != nil {
+		t.Fatalf("CreateStream: %v", err)
+	}
+	ack, err := js.Publish(ctx, "test.one", []byte("hello"))
+	if err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+
+	// Shut down the stream's leader: another server takes over with the message, and a
+	// connection to the old leader moves to a survivor.
+	leader := c.WaitStreamLeader(t, "TEST", 10*time.Second)
+	leader.Shutdown()
+	leader.WaitForShutdown()
+	start := time.Now()
+	next := c.WaitStreamLeader(t, "TEST", 20*time.Second)
+	t.Logf("stream leader %s shut down; %s leads after %v", leader.Name(), next.Name(), time.Since(start))
+	if next == leader {
+		t.Fatal("the shut down server still leads")
+	}
+	if got := len(c.Running()); got != 2 {
+		t.Fatalf("running servers: got %d, want 2", got)
+	}
+
+	var stream jetstream.Stream
+	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		var err error
+		if stream, err = js.Stream(ctx, "TEST"); err != nil {
+			return err
+		}
+		_, err = js.Publish(ctx, "test.two", []byte("again"))
+		return err
+	})
+	msg, err := stream.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		t.Fatalf("GetMsg(%d) after failover: %v", ack.Sequence, err)
+	}
+	if got, want := string(msg.Data), "hello"; got != want {
+		t.Errorf("message data after failover: got %q, want %q", got, want)
+	}
+	if !nc.IsConnected() || nc.ConnectedServerName() == leader.Name() {
+		t.Errorf("client connected to %q (connected %v), want a survivor", nc.ConnectedServerName(), nc.IsConnected())
+	}
+}
