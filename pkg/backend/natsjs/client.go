@@ -44,7 +44,7 @@ func (b *Backend) CreateInstance(ctx context.Context, req backend.StartRequest) 
 		switch {
 		case errors.Is(err, backend.ErrInstanceNotFound):
 			pending := pendingState(nil, req)
-			if _, err := b.state.Create(ctx, key, mustJSON(pending)); err == nil || !errors.Is(err, jetstream.ErrKeyExists) {
+			if _, err := b.state.Create(ctx, key, mustJSON(pending)); err == nil || !isRevisionConflict(err) {
 				return wrapf(err, "creating state of %q", req.InstanceID)
 			}
 		case err != nil:
@@ -53,7 +53,7 @@ func (b *Backend) CreateInstance(ctx context.Context, req backend.StartRequest) 
 			return nil
 		case cur.Status.IsTerminal():
 			pending := pendingState(cur, req)
-			if _, err := b.state.Update(ctx, key, mustJSON(pending), cur.Revision); err == nil || !errors.Is(err, jetstream.ErrKeyExists) {
+			if _, err := b.state.Update(ctx, key, mustJSON(pending), cur.Revision); err == nil || !isRevisionConflict(err) {
 				return wrapf(err, "replacing state of %q", req.InstanceID)
 			}
 		default:
@@ -244,7 +244,7 @@ func (b *Backend) PurgeInstance(ctx context.Context, id string) error {
 		return fmt.Errorf("purging timers of %q: %w", id, err)
 	}
 	if err := b.state.Purge(ctx, b.names.StateKey(idTok), jetstream.LastRevision(cur.Revision)); err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) {
+		if isRevisionConflict(err) {
 			return fmt.Errorf("purging %q: %w", id, backend.ErrConflict)
 		}
 		return fmt.Errorf("purging state of %q: %w", id, err)

@@ -48,6 +48,8 @@ type Backend struct {
 	inst  jetstream.Stream
 	hist  jetstream.KeyValue
 	state jetstream.KeyValue
+	// leases is the lease bucket; nil until a worker needs it (Open does not bind it).
+	leases jetstream.KeyValue
 	// direct reads the inbox with batched direct gets.
 	direct *directGets
 	// partitions is the instance stream's partition count.
@@ -126,6 +128,9 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend,
 		Replicas:    o.replicas,
 	}); err != nil {
 		return nil, fmt.Errorf("creating bucket %s: %w", names.StateBucket(), err)
+	}
+	if b.leases, err = b.leaseBucket(ctx); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
@@ -244,6 +249,13 @@ func mustJSON(v any) []byte {
 		panic(fmt.Sprintf("natsjs: encoding %T: %v", v, err)) // only our own plain structs are encoded
 	}
 	return b
+}
+
+// isRevisionConflict reports whether a KV create, update or purge failed because the key's
+// revision was not the expected one (ErrKeyExists on a single server; a replicated bucket
+// reports only the wrong-last-sequence API error).
+func isRevisionConflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 }
 
 func wrapf(err error, format string, args ...any) error {

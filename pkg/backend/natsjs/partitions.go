@@ -104,9 +104,12 @@ func (b *Backend) ConsumeInbox(ctx context.Context, handle func(backend.InboxMes
 	if b.opts.sharedInbox {
 		return b.consumeShared(ctx, handle)
 	}
-	kv, err := b.leaseBucket(ctx)
-	if err != nil {
-		return err
+	kv := b.leases
+	if kv == nil {
+		var err error
+		if kv, err = b.leaseBucket(ctx); err != nil {
+			return err
+		}
 	}
 	ps := &partitionSet{
 		b:       b,
@@ -124,10 +127,13 @@ func (b *Backend) ConsumeInbox(ctx context.Context, handle func(backend.InboxMes
 	return ps.run(ctx)
 }
 
-// leaseBucket creates or binds the lease bucket.
+// leaseBucket binds the lease bucket, creating it if it is missing.
 func (b *Backend) leaseBucket(ctx context.Context) (jetstream.KeyValue, error) {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
+	if kv, err := b.js.KeyValue(ctx, b.names.LeaseBucket()); err == nil {
+		return kv, nil
+	}
 	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      b.names.LeaseBucket(),
 		Description: "jetflow: worker heartbeats and partition ownership",

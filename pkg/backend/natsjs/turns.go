@@ -240,7 +240,7 @@ func (b *Backend) CommitTurn(ctx context.Context, turn *backend.Turn) error {
 		return fmt.Errorf("encoding turn %d of %q: %w", turn.Number, turn.InstanceID, err)
 	}
 	_, err = b.hist.Create(ctx, b.names.HistoryKey(idTok, turn.Number), data)
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	if isRevisionConflict(err) {
 		return fmt.Errorf("committing turn %d of %q: %w", turn.Number, turn.InstanceID, backend.ErrConflict)
 	}
 	return wrapf(err, "committing turn %d of %q", turn.Number, turn.InstanceID)
@@ -361,7 +361,7 @@ func (b *Backend) saveState(ctx context.Context, idTok string, turn *backend.Tur
 			}
 			return &s, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !isRevisionConflict(err) {
 			return nil, fmt.Errorf("saving state of %q: %w", turn.InstanceID, err)
 		}
 		entry, gerr := b.state.Get(ctx, key)
