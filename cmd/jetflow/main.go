@@ -40,6 +40,7 @@ var commands = []command{
 	{"list", "list instances, filtered by status, ID prefix and creation time", runList},
 	{"restart", "start an instance's orchestrator again with its input", runRestart},
 	{"subject", "print the NATS subject that raises an event on an instance", runSubject},
+	{"bench", "run the benchmark workloads and print one JSON line per result", runBench},
 	{"conf-check", "check NATS server configuration files", runConfCheck},
 	{"version", "print the version", runVersion},
 }
