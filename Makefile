@@ -8,11 +8,13 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # machine with only Go installed), the tests run without it. Override with RACE= or RACE=-race.
 RACE    ?= $(if $(filter 1,$(shell $(GO) env CGO_ENABLED)),-race,)
 
-# Engine benchmarks against an embedded JetStream (run them on a quiet machine; nothing else
-# building or testing). BENCHCOUNT repeats each one.
+# Benchmarks against an embedded JetStream (run them on a quiet machine; nothing else building
+# or testing). BENCHCOUNT repeats each go test benchmark; BENCHIDLE is the idle workload's N in
+# make bench (make bench-idle runs it with 100,000).
 BENCHCOUNT ?= 1
+BENCHIDLE  ?= 20000
 
-.PHONY: build run test bench lint conf-check nats clean
+.PHONY: build run test bench bench-idle bench-go lint conf-check nats clean
 
 ## build: the jetflow binary in bin/
 build:
@@ -27,8 +29,16 @@ test:
 	@if [ -z "$(RACE)" ]; then echo "note: no cgo/C compiler, testing without -race"; fi
 	$(GO) test $(RACE) -count=1 -timeout 14m ./...
 
-## bench: approval throughput, raise->activity latency, turn cost by history length
+## bench: every workload of jetflow bench once, one JSON line each (README: Benchmarks)
 bench:
+	$(GO) run ./cmd/jetflow bench --workload all --idle-n $(BENCHIDLE)
+
+## bench-idle: the idle workload with 100,000 waiting instances
+bench-idle:
+	$(GO) run ./cmd/jetflow bench --workload idle -n 100000
+
+## bench-go: the go test benchmarks: approval, raise->activity latency, turn cost by history length
+bench-go:
 	$(GO) test -run '^$$' -bench 'Approval' -benchtime 5000x -count $(BENCHCOUNT) ./pkg/engine
 	$(GO) test -run '^$$' -bench 'RaiseLatency' -benchtime 1000x -count $(BENCHCOUNT) ./pkg/engine
 	$(GO) test -run '^$$' -bench 'TurnCost' -benchtime 200x -count $(BENCHCOUNT) ./pkg/engine

@@ -198,6 +198,9 @@ func round(x float64) float64 {
 	return v
 }
 
+// seconds returns d in seconds, to the microsecond.
+func seconds(d time.Duration) float64 { return d.Round(time.Microsecond).Seconds() }
+
 // rate returns n per second of d.
 func rate(n int, d time.Duration) float64 {
 	if d <= 0 {

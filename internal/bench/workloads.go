@@ -176,7 +176,7 @@ func runApproval(ctx context.Context, e *env, n, c int) (Result, error) {
 	elapsed := done.last().Sub(start)
 	p50, p99 := percentiles(lat)
 	return Result{
-		Seconds: round(elapsed.Seconds()), PerSec: rate(n, elapsed), P50ms: p50, P99ms: p99,
+		Seconds: seconds(elapsed), PerSec: rate(n, elapsed), P50ms: p50, P99ms: p99,
 		Notes: "per_sec completed instances; p50/p99 ScheduleNew call → Completed state seen by a KV watcher; " +
 			"event raised with Client.RaiseEvent right after ScheduleNew",
 	}, nil
@@ -220,7 +220,7 @@ func runLatency(ctx context.Context, e *env, n, _ int) (Result, error) {
 	elapsed := time.Since(start)
 	p50, p99 := percentiles(lat)
 	return Result{
-		Seconds: round(elapsed.Seconds()), PerSec: rate(n, elapsed), P50ms: p50, P99ms: p99,
+		Seconds: seconds(elapsed), PerSec: rate(n, elapsed), P50ms: p50, P99ms: p99,
 		Notes: "p50/p99 Client.RaiseEvent call → Stamp activity running (time.Now in the activity); " +
 			"per_sec instances/s one at a time, each started, waited for (KV watcher) and completed before the next",
 	}, nil
@@ -254,7 +254,7 @@ func runFanout(ctx context.Context, e *env, n, c int) (Result, error) {
 	}
 	p50, p99 := percentiles(lat)
 	return Result{
-		Seconds: round(elapsed.Seconds()), PerSec: rate(n*fanoutWidth, elapsed), P50ms: p50, P99ms: p99,
+		Seconds: seconds(elapsed), PerSec: rate(n*fanoutWidth, elapsed), P50ms: p50, P99ms: p99,
 		Notes: fmt.Sprintf("width=%d; per_sec activities (%d activities, %d activity runs counting redeliveries); p50/p99 instance start→completion",
 			fanoutWidth, n*fanoutWidth, runs),
 	}, nil
@@ -328,7 +328,7 @@ func runHistory(ctx context.Context, e *env, n, c int) (Result, error) {
 	}
 	p50, p99 := percentiles(lat)
 	return Result{
-		Seconds: round(elapsed.Seconds()), PerSec: rate(n, elapsed), P50ms: p50, P99ms: p99,
+		Seconds: seconds(elapsed), PerSec: rate(n, elapsed), P50ms: p50, P99ms: p99,
 		Notes: fmt.Sprintf("events raised by plain JetStream async publishes to %s (as `nats pub` would), at most c=%d unacknowledged, all published in %.3fs; "+
 			"seconds first publish → Completed state seen; per_sec events/s; p50/p99 publish of Tick k → state with custom status ≥ k; "+
 			"%d state updates (turns) applied the %d events", subject, c, published.Seconds(), ticks.updates(), n),
@@ -362,7 +362,7 @@ func runHistorySeq(ctx context.Context, e *env, n, _ int) (Result, error) {
 	tail50, tail99 := percentiles(tail)
 	p50, p99 := percentiles(lat)
 	return Result{
-		Seconds: round(elapsed.Seconds()), PerSec: rate(n, elapsed), P50ms: p50, P99ms: p99,
+		Seconds: seconds(elapsed), PerSec: rate(n, elapsed), P50ms: p50, P99ms: p99,
 		Notes: fmt.Sprintf("per turn: Client.RaiseEvent call → state with the new custom status seen by a KV watcher; the history grows from 0 to %d events, "+
 			"p50/p99 over all %d turns; last %d turns (history ≈ %d): p50 %.3f ms, p99 %.3f ms",
 			n, n, len(tail), n, tail50, tail99),
@@ -438,7 +438,7 @@ func runIdle(ctx context.Context, e *env, n, c int) (Result, error) {
 	}
 	perInst := func(after, before uint64) float64 { return round(float64(after-before) / float64(n)) }
 	return Result{
-		Seconds: round(elapsed.Seconds()), PerSec: rate(n, elapsed), P50ms: p50, P99ms: p99,
+		Seconds: seconds(elapsed), PerSec: rate(n, elapsed), P50ms: p50, P99ms: p99,
 		Notes: fmt.Sprintf("worker_rss_mb=%.1f (RSS with all waiting %.1f MB minus %.1f MB before creating them; after GC) rss_total_mb=%.1f heap_inuse_mb=%.1f (before %.1f); measured: %s; "+
 			"kv_bytes_per_instance=%.0f (KV_%s %.0f + KV_%s %.0f); created by %d goroutines with Client.ScheduleNew in %.1fs (%.0f/s), all waiting after %.1fs; "+
 			"raised by %d goroutines with Client.RaiseEvent; seconds first raise → last Completed state seen; p50/p99 raise call → Completed state seen",
