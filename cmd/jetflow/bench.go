@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -40,6 +42,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		natsURL  = fs.String("nats", "", "external NATS server `URL` (default: an embedded server per workload)")
 		jsonOnly = fs.Bool("json", false, "print only the JSON lines (no progress or summary on stderr)")
 		timeout  = fs.Duration("timeout", 10*time.Minute, "time limit of each workload")
+		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of the whole run (worker, client and embedded server) to `file`")
 	)
 	fs.StringVar(&cfg.Creds, setCreds.flag, cfg.Creds, usageFor(setCreds, "NATS user credentials `file` (with --nats)"))
 	fs.StringVar(&cfg.TLSCert, setTLSCert.flag, cfg.TLSCert, usageFor(setTLSCert, "TLS client certificate `file` (with --nats)"))
@@ -79,6 +82,13 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 			fmt.Fprintf(env.Stderr, "%s bench: %s\n", time.Now().Format(time.TimeOnly), fmt.Sprintf(format, args...))
 		}
 	}
+	if *cpuProf != "" {
+		stop, err := startCPUProfile(*cpuProf)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	enc := json.NewEncoder(env.Stdout)
 	enc.SetEscapeHTML(false)
 	err = bench.Run(ctx, opts, func(r bench.Result) error {
@@ -95,4 +105,20 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		return withCode(exitUsage, err)
 	}
 	return err
+}
+
+// startCPUProfile profiles the process's CPU into file until the returned function is called.
+func startCPUProfile(file string) (func(), error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("creating the CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("starting the CPU profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

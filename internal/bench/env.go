@@ -280,6 +280,24 @@ func (e *env) await(ctx context.Context, ch <-chan struct{}, what string) error 
 	}
 }
 
+// awaitAll waits for every instance of t, reporting progress every 10 seconds.
+func (e *env) awaitAll(ctx context.Context, t *tracker, what string) error {
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.all:
+			return nil
+		case <-tick.C:
+			e.opts.progress("%s: waiting for %s: %d of %d", e.workload, what, t.count(), len(t.at))
+		case <-e.failed:
+			return e.failErr
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s (%d of %d): %w", what, t.count(), len(t.at), ctx.Err())
+		}
+	}
+}
+
 // commonNotes describes the machine and the set-up.
 func (e *env) commonNotes() string {
 	srv := "embedded in-process (file storage, loopback TCP)"

@@ -87,6 +87,13 @@ func (t *tracker) done(i int) <-chan struct{} {
 	return ch
 }
 
+// count returns how many instances have satisfied the condition.
+func (t *tracker) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.at) - t.left
+}
+
 // when returns when instance i satisfied the condition (call after done(i) closed).
 func (t *tracker) when(i int) time.Time {
 	t.mu.Lock()

@@ -398,7 +398,7 @@ func runIdle(ctx context.Context, e *env, n, c int) (Result, error) {
 	}
 	created := time.Since(createStart)
 	e.opts.progress("idle: %d instances created in %.1fs; waiting for all to wait", n, created.Seconds())
-	if err := e.await(ctx, waiting.all, "every instance to wait for Wake"); err != nil {
+	if err := e.awaitAll(ctx, waiting, "every instance to wait for Wake"); err != nil {
 		return Result{}, err
 	}
 	allWaiting := waiting.last().Sub(createStart)
@@ -423,7 +423,7 @@ func runIdle(ctx context.Context, e *env, n, c int) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if err := e.await(ctx, done.all, "every instance to complete"); err != nil {
+	if err := e.awaitAll(ctx, done, "every instance to complete"); err != nil {
 		return Result{}, err
 	}
 	elapsed := done.last().Sub(start)
