@@ -35,7 +35,7 @@ bench:
 
 ## bench-idle: the idle workload with 100,000 waiting instances
 bench-idle:
-	$(GO) run ./cmd/jetflow bench --workload idle -n 100000
+	$(GO) run ./cmd/jetflow bench --workload idle -n 100000 --timeout 30m
 
 ## bench-go: the go test benchmarks: approval, raise->activity latency, turn cost by history length
 bench-go:
