@@ -187,8 +187,8 @@ func runOne(ctx context.Context, opts *Options, w workload, n, c int) (Result, e
 	defer e.close()
 	r, err := w.run(ctx, e, n, c)
 	if err != nil {
-		if cerr := context.Cause(ctx); cerr != nil && ctx.Err() != nil {
-			return r, fmt.Errorf("%w (%v)", err, cerr)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return r, fmt.Errorf("%w (the time limit of %v passed; see --timeout)", err, opts.Timeout)
 		}
 		return r, err
 	}

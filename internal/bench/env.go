@@ -230,7 +230,12 @@ func (e *env) watchStates(ctx context.Context) error {
 			select {
 			case <-wctx.Done():
 				return
-			case entry = <-w.Updates():
+			case u, ok := <-w.Updates():
+				if !ok {
+					e.fail(errors.New("the watcher of instance states stopped"))
+					return
+				}
+				entry = u
 			}
 			if entry == nil || entry.Operation() != jetstream.KeyValuePut {
 				continue

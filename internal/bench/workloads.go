@@ -149,6 +149,31 @@ func parallel(ctx context.Context, n, c int, f func(ctx context.Context, i int) 
 	return ctx.Err()
 }
 
+// parallelReporting is parallel for long phases: it reports how many calls are done every 10
+// seconds.
+func (e *env) parallelReporting(ctx context.Context, what string, n, c int, f func(ctx context.Context, i int) error) error {
+	var done atomic.Int64
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(10 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				e.opts.progress("%s: %s: %d of %d", e.workload, what, done.Load(), n)
+			}
+		}
+	}()
+	return parallel(ctx, n, c, func(ctx context.Context, i int) error {
+		err := f(ctx, i)
+		done.Add(1)
+		return err
+	})
+}
+
 // runApproval: N instances of Reserve → wait for Approval → Pay, at most C in flight, each
 // raised right after it is scheduled. per_sec: completed instances/s; p50/p99: start→completion.
 func runApproval(ctx context.Context, e *env, n, c int) (Result, error) {
@@ -387,7 +412,7 @@ func runIdle(ctx context.Context, e *env, n, c int) (Result, error) {
 	}
 
 	createStart := time.Now()
-	err = parallel(ctx, n, c, func(ctx context.Context, i int) error {
+	err = e.parallelReporting(ctx, "creating", n, c, func(ctx context.Context, i int) error {
 		if _, err := e.client.ScheduleNew(ctx, "BenchIdle", engine.WithInstanceID(e.id(i))); err != nil {
 			return fmt.Errorf("starting %s: %w", e.id(i), err)
 		}
@@ -413,7 +438,7 @@ func runIdle(ctx context.Context, e *env, n, c int) (Result, error) {
 	e.opts.progress("idle: %d instances wait; RSS %.1f MB (%.1f MB before); raising", n, mb(mem.rss), mb(base.rss))
 
 	start := time.Now()
-	err = parallel(ctx, n, c, func(ctx context.Context, i int) error {
+	err = e.parallelReporting(ctx, "raising", n, c, func(ctx context.Context, i int) error {
 		raised[i] = time.Now().UnixNano()
 		if err := e.client.RaiseEvent(ctx, e.id(i), "Wake", nil); err != nil {
 			return fmt.Errorf("raising Wake on %s: %w", e.id(i), err)
