@@ -9,10 +9,10 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 RACE    ?= $(if $(filter 1,$(shell $(GO) env CGO_ENABLED)),-race,)
 
 # Benchmarks against an embedded JetStream (run them on a quiet machine; nothing else building
-# or testing). BENCHCOUNT repeats each go test benchmark; BENCHIDLE is the idle workload's N in
-# make bench (make bench-idle runs it with 100,000).
+# or testing). BENCHCOUNT repeats each go test benchmark; BENCHIDLE is the idle workload's N
+# (waiting instances) in make bench and make bench-idle.
 BENCHCOUNT ?= 1
-BENCHIDLE  ?= 20000
+BENCHIDLE  ?= 100000
 
 .PHONY: build run test bench bench-idle bench-go lint conf-check nats clean
 
@@ -33,9 +33,9 @@ test:
 bench:
 	$(GO) run ./cmd/jetflow bench --workload all --idle-n $(BENCHIDLE)
 
-## bench-idle: the idle workload with 100,000 waiting instances
+## bench-idle: only the idle workload (BENCHIDLE waiting instances)
 bench-idle:
-	$(GO) run ./cmd/jetflow bench --workload idle -n 100000 --timeout 30m
+	$(GO) run ./cmd/jetflow bench --workload idle --idle-n $(BENCHIDLE)
 
 ## bench-go: the go test benchmarks: approval, raise->activity latency, turn cost by history length
 bench-go:

@@ -63,6 +63,13 @@ type Options struct {
 // DefaultIdleN is idle's default N.
 const DefaultIdleN = 100_000
 
+// idleC is idle's default C. Creating or raising faster than the worker applies the turns builds
+// a backlog in the instance stream, and today every turn's inbox read (a direct get filtered by
+// the instance's subjects) scans that backlog, so throughput then collapses (20,000 instances: 8
+// goroutines ~2,500 raises/s, 200 goroutines ~320/s on 2 cores). 8 keeps up on 2 cores;
+// -c shows the effect.
+const idleC = 8
+
 // ErrUnknownWorkload is returned by Run for a workload name it does not know.
 var ErrUnknownWorkload = errors.New("unknown workload")
 
@@ -88,7 +95,7 @@ var workloads = []workload{
 	{"historyseq", "one instance waits N times for Tick, raised one at a time after the previous turn committed; p50/p99 per turn",
 		[]int{100, 1000, 5000}, 1, runHistorySeq},
 	{"idle", "N instances waiting for an event: worker RSS and KV bytes per instance, then one event each; per_sec completions, p50/p99 raise→completion",
-		[]int{DefaultIdleN}, 200, runIdle},
+		[]int{DefaultIdleN}, idleC, runIdle},
 }
 
 // Workloads returns the workload names in the order "all" runs them.
