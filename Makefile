@@ -8,15 +8,17 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # machine with only Go installed), the tests run without it. Override with RACE= or RACE=-race.
 RACE    ?= $(if $(filter 1,$(shell $(GO) env CGO_ENABLED)),-race,)
 
-# Engine benchmarks against an embedded JetStream (run them on a quiet machine; nothing else
-# building or testing). BENCHCOUNT repeats each one.
+# Benchmarks against an embedded JetStream (run them on a quiet machine; nothing else building
+# or testing). BENCHCOUNT repeats each go test benchmark; BENCHIDLE is the idle workload's N
+# (waiting instances) in make bench and make bench-idle.
 BENCHCOUNT ?= 1
+BENCHIDLE  ?= 100000
 
 # make cluster: the nats-server binary, built from the module in go.mod (the version jetflow
 # embeds and tests against).
 NATS_SERVER ?= bin/nats-server
 
-.PHONY: build run test bench lint conf-check nats cluster cluster-stop clean
+.PHONY: build run test bench bench-idle bench-go lint conf-check nats cluster cluster-stop clean
 
 ## build: the jetflow binary in bin/
 build:
@@ -37,8 +39,16 @@ test:
 	$(GO) test $(RACE) -count=1 -timeout 10m ./...
 	JETFLOW_TEST_CACHE_SIZE=0 $(GO) test $(RACE) -count=1 -timeout 5m $(E2E_PKGS)
 
-## bench: approval throughput, raise->activity latency, turn cost by history length
+## bench: every workload of jetflow bench once, one JSON line each (README: Benchmarks)
 bench:
+	$(GO) run ./cmd/jetflow bench --workload all --idle-n $(BENCHIDLE)
+
+## bench-idle: only the idle workload (BENCHIDLE waiting instances)
+bench-idle:
+	$(GO) run ./cmd/jetflow bench --workload idle --idle-n $(BENCHIDLE)
+
+## bench-go: the go test benchmarks: approval, raise->activity latency, turn cost by history length
+bench-go:
 	$(GO) test -run '^$$' -bench 'Approval' -benchtime 5000x -count $(BENCHCOUNT) ./pkg/engine
 	$(GO) test -run '^$$' -bench 'RaiseLatency' -benchtime 1000x -count $(BENCHCOUNT) ./pkg/engine
 	$(GO) test -run '^$$' -bench 'TurnCost' -benchtime 200x -count $(BENCHCOUNT) ./pkg/engine
