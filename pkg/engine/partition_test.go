@@ -10,6 +10,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -219,4 +221,68 @@ func TestStrayInstanceSubjectIsDeadLettered(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestPartitionsMoveUnderLoad moves partitions while 24 instances take a stream of events:
+// worker B joins (A hands over half), A stops (B takes everything), A' joins, B is stopped. Each
+// instance must apply its events exactly once and in the order they were raised, although
+// messages change hands between owners mid-stream (what a new owner gets redelivered, the old
+// one may still be applying).
+func TestPartitionsMoveUnderLoad(t *testing.T) {
+	e := newEnv(t)
+	reg := faultCollectRegistry(t)
+	ctx := context.Background()
+	const instances, events = 24, 60
+	ids := make([]string, instances)
+	items := make([][]int, instances)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("move-%02d", i)
+		for j := range events {
+			items[i] = append(items[i], i*1000+j)
+		}
+		if _, err := e.client.ScheduleNew(ctx, "Collect", engine.WithInstanceID(ids[i]), engine.WithInput(events)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wa, stopA := e.startWorker(reg)
+	var raised sync.WaitGroup
+	var sent atomic.Int64
+	for i, id := range ids {
+		raised.Add(1)
+		go func() {
+			defer raised.Done()
+			for _, v := range items[i] {
+				if err := e.client.RaiseEvent(ctx, id, "Item", v); err != nil {
+					t.Error(err)
+					return
+				}
+				sent.Add(1)
+			}
+		}()
+	}
+	// Each move happens while events are still being raised and applied.
+	atLeast := func(n int64) {
+		t.Helper()
+		natstest.CheckFor(t, 30*time.Second, time.Millisecond, func() error {
+			if s := sent.Load(); s < n {
+				return fmt.Errorf("%d events raised", s)
+			}
+			return nil
+		})
+	}
+	total := int64(instances * events)
+	atLeast(total / 5)
+	wb, stopB := e.startWorker(reg)
+	atLeast(total * 2 / 5)
+	stopA()
+	atLeast(total * 3 / 5)
+	wa2, _ := e.startWorker(reg)
+	atLeast(total * 4 / 5)
+	stopB()
+	raised.Wait()
+	for i, id := range ids {
+		faultCheckCollected(e, id, items[i])
+	}
+	t.Logf("turns: A %d, B %d, A' %d; conflicts %d", wa.Stats().Turns, wb.Stats().Turns, wa2.Stats().Turns,
+		wa.Stats().Conflicts+wb.Stats().Conflicts+wa2.Stats().Conflicts)
 }

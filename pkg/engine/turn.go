@@ -16,9 +16,6 @@ import (
 type live struct {
 	state *backend.Instance // nil: the instance does not exist
 	exec  *durable.Executor // nil: not running (absent, pending or ended)
-	// epoch is the exclusive delivery (backend.InboxMessage.Epoch) through which every message
-	// applied since the instance was loaded came; 0 if it was loaded from storage since.
-	epoch uint64
 }
 
 // load returns the instance from the cache, or reads and replays it. Turns that were committed
@@ -73,41 +70,29 @@ func (w *Worker) turn(ctx context.Context, id string, delivered []backend.InboxM
 		lastSeq = l.state.LastSeq
 	}
 	var pending []backend.InboxMessage
-	exclusive := l.epoch != 0
 	for _, m := range delivered {
 		if m.Seq <= lastSeq {
 			m.Ack() // applied by an earlier turn whose ack was lost
 			continue
 		}
 		pending = append(pending, m)
-		exclusive = exclusive && m.Epoch == l.epoch
 	}
 	if len(pending) == 0 {
 		w.keep(id, l)
 		return nil, nil
 	}
 	msgs := pending
-	if !exclusive {
+	if !w.inOrder(id, pending) {
 		// Messages of this instance that precede or fall between ours in the inbox but went to
-		// another worker (or were delivered before this worker owned the partition, or are
-		// waiting for redelivery after a failed turn) are applied in their place, so that every
-		// instance sees its messages in inbox order. Within one exclusive delivery the
-		// partition's consumer hands this worker every message in order, so a cached instance
-		// needs no read.
+		// another worker (or were handed back after a failed turn) are applied in their place,
+		// so that every instance sees its messages in inbox order.
 		inbox, err := w.b.ReadInbox(ctx, id, lastSeq, pending[len(pending)-1].Seq)
 		if err != nil {
 			w.keep(id, l)
 			return nil, err
 		}
 		msgs = mergeBySeq(pending, inbox)
-	}
-	// From now on the instance is in step with the partition's exclusive delivery, if all its
-	// messages came through the same one.
-	l.epoch = pending[0].Epoch
-	for _, m := range pending {
-		if m.Epoch != l.epoch {
-			l.epoch = 0
-		}
+		w.setInOrder(id)
 	}
 
 	now := time.Now().UTC()
@@ -119,6 +104,46 @@ func (w *Worker) turn(ctx context.Context, id string, delivered []backend.InboxM
 		}
 	}
 	return b.finish(ctx, nil)
+}
+
+// inOrder reports whether msgs are known to be every unapplied message of instance id up to the
+// last of them, so that the turn need not read the inbox: they all came through one exclusive
+// delivery (a partition consumer that only this worker reads, which hands over the partition's
+// messages in inbox order, including those a previous owner had not acked), and none of the
+// instance's messages was handed back since (see handBack).
+func (w *Worker) inOrder(id string, msgs []backend.InboxMessage) bool {
+	epoch := msgs[0].Epoch
+	if epoch == 0 {
+		return false
+	}
+	for _, m := range msgs {
+		if m.Epoch != epoch {
+			return false
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.handedBack[id]
+}
+
+// handBack naks msgs (they come back after delay) and makes the instance's next turn read the
+// inbox, since later messages may now be delivered before them.
+func (w *Worker) handBack(id string, msgs []backend.InboxMessage, delay time.Duration) {
+	w.mu.Lock()
+	w.handedBack[id] = true
+	w.mu.Unlock()
+	for _, m := range msgs {
+		if m.Nak != nil {
+			m.Nak(delay)
+		}
+	}
+}
+
+// setInOrder records that a turn of id read the inbox.
+func (w *Worker) setInOrder(id string) {
+	w.mu.Lock()
+	delete(w.handedBack, id)
+	w.mu.Unlock()
 }
 
 // mergeBySeq merges the delivered messages with those read from the inbox, in sequence order;
@@ -489,7 +514,7 @@ func (b *turnBuilder) finish(ctx context.Context, rest []backend.InboxMessage) (
 	if saved.Turn != number {
 		exec.Close() // another writer is ahead: reload next time
 	} else {
-		w.keep(b.id, &live{state: saved, exec: exec, epoch: b.l.epoch})
+		w.keep(b.id, &live{state: saved, exec: exec})
 	}
 	return rest, nil
 }

@@ -50,6 +50,9 @@ type Worker struct {
 	mu     sync.Mutex
 	queues map[string]*instanceQueue
 	work   chan string
+	// handedBack holds instances whose delivered messages were naked or abandoned: their next
+	// turn reads the inbox (see inOrder).
+	handedBack map[string]bool
 }
 
 type instanceQueue struct {
@@ -72,13 +75,14 @@ func NewWorker(b backend.Backend, reg *durable.Registry, opts ...WorkerOption) (
 		}
 	}
 	return &Worker{
-		b:      b,
-		reg:    reg,
-		opts:   o,
-		log:    o.log,
-		cache:  newExecutorCache(o.cacheSize),
-		queues: map[string]*instanceQueue{},
-		work:   make(chan string, 1024),
+		b:          b,
+		reg:        reg,
+		opts:       o,
+		log:        o.log,
+		cache:      newExecutorCache(o.cacheSize),
+		queues:     map[string]*instanceQueue{},
+		handedBack: map[string]bool{},
+		work:       make(chan string, 1024),
 	}, nil
 }
 
@@ -196,15 +200,14 @@ func (w *Worker) process(ctx context.Context, id string, msgs []backend.InboxMes
 			w.cache.drop(id)
 		case errors.Is(err, ErrInjectedCrash):
 			w.cache.drop(id)
+			w.handBack(id, nil, 0) // abandoned: they come back after the ack wait
 			return
 		default:
 			w.cache.drop(id)
 			if ctx.Err() == nil {
 				log.Error().Err(err).Msg("turn failed; messages will be redelivered")
 			}
-			for _, m := range msgs {
-				m.Nak(time.Second)
-			}
+			w.handBack(id, msgs, time.Second)
 			return
 		}
 	}
