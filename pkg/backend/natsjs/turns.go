@@ -163,7 +163,7 @@ func (b *Backend) ReadInbox(ctx context.Context, id string, after, before uint64
 	}
 	api := "$JS.API.DIRECT.GET." + b.names.InstanceStream()
 	var out []backend.InboxMessage
-	for seq := after + 1; seq < before; {
+	for seq := after + 1; ; {
 		req := mustJSON(directGetRequest{Seq: seq, NextFor: b.names.StoredInstanceFilter(idTok), Batch: inboxReadBatch})
 		replies, done, err := b.direct.request(api, req, inboxReadBatch)
 		if err != nil {
@@ -174,13 +174,21 @@ func (b *Backend) ReadInbox(ctx context.Context, id string, after, before uint64
 		if err != nil {
 			return nil, fmt.Errorf("reading inbox of %q: %w", id, err)
 		}
-		if got < inboxReadBatch || last >= before {
-			break
+		if last >= before {
+			return out, nil
+		}
+		if got < inboxReadBatch {
+			// Direct gets may be answered by any replica. One that has not stored message
+			// `before` yet (which this worker holds) may lack earlier ones too: do not trust it.
+			return nil, fmt.Errorf("reading inbox of %q: the answering replica does not have message %d yet: %w",
+				id, before, errStaleRead)
 		}
 		seq = last + 1
 	}
-	return out, nil
 }
+
+// errStaleRead reports a read answered by a replica that lags behind.
+var errStaleRead = errors.New("stale read")
 
 // readBatch reads one batch of direct get replies up to its end marker, appending the messages
 // before seq `before` to out. It returns how many messages came and the last sequence.
