@@ -83,8 +83,18 @@ func (b *Backend) Send(ctx context.Context, m backend.Message) error {
 	if err != nil {
 		return err
 	}
-	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("publishing %s to %q: %w", m.Kind, m.InstanceID, err)
+	publish := func(ctx context.Context) error {
+		_, err := b.js.PublishMsg(ctx, msg)
+		return err
+	}
+	var err2 error
+	if m.MsgID != "" {
+		err2 = retry(ctx, publish) // deduplicated by its ID: safe to repeat
+	} else {
+		err2 = publish(ctx)
+	}
+	if err2 != nil {
+		return fmt.Errorf("publishing %s to %q: %w", m.Kind, m.InstanceID, err2)
 	}
 	return nil
 }
@@ -121,7 +131,11 @@ func (b *Backend) GetInstance(ctx context.Context, id string) (*backend.Instance
 	if err != nil {
 		return nil, err
 	}
-	entry, err := b.state.Get(ctx, b.names.StateKey(idTok))
+	var entry jetstream.KeyValueEntry
+	err = retry(ctx, func(ctx context.Context) (err error) {
+		entry, err = b.state.Get(ctx, b.names.StateKey(idTok))
+		return err
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, fmt.Errorf("%q: %w", id, backend.ErrInstanceNotFound)
 	}

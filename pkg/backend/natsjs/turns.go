@@ -95,7 +95,11 @@ func (b *Backend) load(ctx context.Context, id string, all bool) (*backend.Snaps
 }
 
 func (b *Backend) getTurn(ctx context.Context, idTok string, n uint64) (*backend.Turn, error) {
-	entry, err := b.hist.Get(ctx, b.names.HistoryKey(idTok, n))
+	var entry jetstream.KeyValueEntry
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		entry, err = b.hist.Get(ctx, b.names.HistoryKey(idTok, n))
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +251,12 @@ func (b *Backend) CommitTurn(ctx context.Context, turn *backend.Turn) error {
 	if err != nil {
 		return fmt.Errorf("encoding turn %d of %q: %w", turn.Number, turn.InstanceID, err)
 	}
-	_, err = b.hist.Create(ctx, b.names.HistoryKey(idTok, turn.Number), data)
+	// Repeating a create that was stored but not answered reports a conflict; the engine then
+	// reloads the instance and finds (and publishes) its own turn.
+	err = retry(ctx, func(ctx context.Context) error {
+		_, err := b.hist.Create(ctx, b.names.HistoryKey(idTok, turn.Number), data)
+		return err
+	})
 	if isRevisionConflict(err) {
 		return fmt.Errorf("committing turn %d of %q: %w", turn.Number, turn.InstanceID, backend.ErrConflict)
 	}
@@ -287,26 +296,41 @@ func (b *Backend) PublishTurn(ctx context.Context, turn *backend.Turn) (*backend
 // fan out to thousands of tasks never stall the connection's shared async window.
 const publishChunk = 256
 
-// publishAll publishes msgs asynchronously, a chunk at a time, and waits for every ack.
+// publishAll publishes msgs asynchronously, a chunk at a time, and waits for every ack. Messages
+// whose ack does not come within an attempt are published again (they carry message IDs, or
+// are timer schedules that replace themselves).
 func (b *Backend) publishAll(ctx context.Context, msgs []*nats.Msg) error {
 	for start := 0; start < len(msgs); start += publishChunk {
 		chunk := msgs[start:min(start+publishChunk, len(msgs))]
-		futures := make([]jetstream.PubAckFuture, 0, len(chunk))
-		for _, msg := range chunk {
-			f, err := b.js.PublishMsgAsync(msg)
-			if err != nil {
-				return fmt.Errorf("publishing to %s: %w", msg.Subject, err)
+		if err := retry(ctx, func(actx context.Context) error {
+			futures := make([]jetstream.PubAckFuture, 0, len(chunk))
+			for _, msg := range chunk {
+				f, err := b.js.PublishMsgAsync(msg)
+				if err != nil {
+					return fmt.Errorf("publishing to %s: %w", msg.Subject, err)
+				}
+				futures = append(futures, f)
 			}
-			futures = append(futures, f)
-		}
-		for _, f := range futures {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return err
-			case <-ctx.Done():
-				return ctx.Err()
+			var unacked []*nats.Msg
+			for i, f := range futures {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					if !unanswered(err) {
+						return err
+					}
+					unacked = append(unacked, chunk[i])
+				case <-actx.Done():
+					unacked = append(unacked, chunk[i])
+				}
 			}
+			if len(unacked) > 0 {
+				chunk = unacked
+				return fmt.Errorf("%d publishes not acknowledged: %w", len(unacked), context.DeadlineExceeded)
+			}
+			return nil
+		}); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -357,11 +381,14 @@ func (b *Backend) saveState(ctx context.Context, idTok string, turn *backend.Tur
 	for attempt := 0; attempt < 10; attempt++ {
 		var err error
 		var newRev uint64
-		if rev == 0 {
-			newRev, err = b.state.Create(ctx, key, mustJSON(&s))
-		} else {
-			newRev, err = b.state.Update(ctx, key, mustJSON(&s), rev)
-		}
+		err = retry(ctx, func(ctx context.Context) (err error) {
+			if rev == 0 {
+				newRev, err = b.state.Create(ctx, key, mustJSON(&s))
+			} else {
+				newRev, err = b.state.Update(ctx, key, mustJSON(&s), rev)
+			}
+			return err
+		})
 		if err == nil {
 			s.Revision = newRev
 			if turn.Reset && turn.PrevFirstTurn > 0 {
@@ -372,7 +399,11 @@ func (b *Backend) saveState(ctx context.Context, idTok string, turn *backend.Tur
 		if !isRevisionConflict(err) {
 			return nil, fmt.Errorf("saving state of %q: %w", turn.InstanceID, err)
 		}
-		entry, gerr := b.state.Get(ctx, key)
+		var entry jetstream.KeyValueEntry
+		gerr := retry(ctx, func(ctx context.Context) (err error) {
+			entry, err = b.state.Get(ctx, key)
+			return err
+		})
 		if gerr != nil {
 			if errors.Is(gerr, jetstream.ErrKeyNotFound) {
 				rev = 0
