@@ -63,12 +63,10 @@ type Options struct {
 // DefaultIdleN is idle's default N.
 const DefaultIdleN = 100_000
 
-// idleC is idle's default C. Creating or raising faster than the worker applies the turns builds
-// a backlog in the instance stream, and today every turn's inbox read (a direct get filtered by
-// the instance's subjects) scans that backlog, so throughput then collapses (20,000 instances: 8
-// goroutines ~2,500 raises/s, 200 goroutines ~320/s on 2 cores). 8 keeps up on 2 cores;
-// -c shows the effect.
-const idleC = 8
+// idleC is idle's default C: goroutines creating, then raising. (Before partition ownership
+// every turn read the inbox, and a backlog made that read scan it: 200 goroutines collapsed to
+// ~320 raises/s. Partition owners no longer read, and 200 goroutines now give ~3,500/s.)
+const idleC = 64
 
 // ErrUnknownWorkload is returned by Run for a workload name it does not know.
 var ErrUnknownWorkload = errors.New("unknown workload")
