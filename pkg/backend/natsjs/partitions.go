@@ -91,6 +91,7 @@ type partitionSet struct {
 	log     zerolog.Logger
 	ttl     time.Duration
 
+	logged string               // the owned partitions last logged
 	seen   map[string]time.Time // member → when its heartbeat was last seen, local clock
 	leases map[int]leaseView
 	owned  map[int]*ownership
@@ -293,6 +294,7 @@ func (ps *partitionSet) rebalance(ctx context.Context) {
 		for _, p := range mine[:extra] {
 			ps.release(ctx, p)
 		}
+		ps.logOwned(len(live))
 		return
 	}
 	// Start looking at a different place per member, so that members seldom race for one.
@@ -307,6 +309,20 @@ func (ps *partitionSet) rebalance(ctx context.Context) {
 			continue
 		}
 		ps.claim(ctx, p, l, exists)
+	}
+	ps.logOwned(len(live))
+}
+
+// logOwned logs the partitions this member reads when they change.
+func (ps *partitionSet) logOwned(members int) {
+	owned := make([]int, 0, len(ps.owned))
+	for p := range ps.owned {
+		owned = append(owned, p)
+	}
+	sort.Ints(owned)
+	if s := fmt.Sprint(owned); s != ps.logged {
+		ps.logged = s
+		ps.log.Info().Ints("partitions", owned).Int("members", members).Msg("reading partitions")
 	}
 }
 
