@@ -6,7 +6,6 @@ package engine_test
 // every instance still completes exactly once with the exact output. Skipped with -short.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -122,27 +121,17 @@ func (c *clusterCommits) after(t time.Time) (first time.Time, longestGap time.Du
 	return first, longestGap, perSecond
 }
 
-// clusterLog collects the warnings and errors of the workers and backends.
-type clusterLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *clusterLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+// clusterLog collects the warnings and errors of the workers and backends (a crashOutput: a
+// buffer safe for concurrent writes).
+type clusterLog struct{ crashOutput }
 
 // clusterNumbers matches what differs between otherwise equal log messages.
 var clusterNumbers = regexp.MustCompile(`flow-[0-9]+|[0-9]+`)
 
 // summary counts the distinct messages logged, with instance IDs and numbers masked.
 func (l *clusterLog) summary() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	count := map[string]int{}
-	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(l.String()), "\n") {
 		var rec struct{ Level, Message, Error, Component string }
 		if json.Unmarshal([]byte(line), &rec) != nil {
 			continue
