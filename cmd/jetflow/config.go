@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
+
 	"github.com/rs/zerolog"
 )
 
@@ -29,6 +31,7 @@ type Config struct {
 
 	// Worker (worker and dev).
 	Replicas            int
+	Partitions          int
 	CacheSize           int
 	Concurrency         int
 	ActivityConcurrency int
@@ -45,6 +48,7 @@ func DefaultConfig() Config {
 		NATSURL:             "nats://127.0.0.1:4222",
 		LogLevel:            "info",
 		Replicas:            1,
+		Partitions:          natsjs.DefaultPartitions,
 		CacheSize:           10000,
 		Concurrency:         64,
 		ActivityConcurrency: 64,
@@ -68,6 +72,7 @@ var (
 	setTLSCA       = setting{"tls-ca", "NATS_CA"}
 	setLogLevel    = setting{"log-level", "JETFLOW_LOG_LEVEL"}
 	setReplicas    = setting{"replicas", "JETFLOW_REPLICAS"}
+	setPartitions  = setting{"partitions", "JETFLOW_PARTITIONS"}
 	setCacheSize   = setting{"cache-size", "JETFLOW_CACHE_SIZE"}
 	setConcurrency = setting{"concurrency", "JETFLOW_CONCURRENCY"}
 	setActConc     = setting{"activity-concurrency", "JETFLOW_ACTIVITY_CONCURRENCY"}
@@ -119,6 +124,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	str(setTLSCA, &c.TLSCA)
 	str(setLogLevel, &c.LogLevel)
 	num(setReplicas, &c.Replicas)
+	num(setPartitions, &c.Partitions)
 	num(setCacheSize, &c.CacheSize)
 	num(setConcurrency, &c.Concurrency)
 	num(setActConc, &c.ActivityConcurrency)
@@ -165,6 +171,7 @@ func (c *Config) workerFlags(fs *flag.FlagSet, withReplicas bool) {
 	if withReplicas {
 		fs.IntVar(&c.Replicas, setReplicas.flag, c.Replicas, usageFor(setReplicas, "replicas of jetflow's streams and buckets, 1..5 (3 in a cluster)"))
 	}
+	fs.IntVar(&c.Partitions, setPartitions.flag, c.Partitions, usageFor(setPartitions, "partitions the instances are spread over (fixed when the streams are created; at most one worker reads each)"))
 	fs.IntVar(&c.CacheSize, setCacheSize.flag, c.CacheSize, usageFor(setCacheSize, "running instances kept in memory between turns; 0 replays every turn"))
 	fs.IntVar(&c.Concurrency, setConcurrency.flag, c.Concurrency, usageFor(setConcurrency, "instances running a turn at once"))
 	fs.IntVar(&c.ActivityConcurrency, setActConc.flag, c.ActivityConcurrency, usageFor(setActConc, "activities running at once"))
@@ -232,6 +239,9 @@ func (c Config) Validate() error {
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		bad(setReplicas, "must be 1..5, got %d", c.Replicas)
+	}
+	if c.Partitions < 1 || c.Partitions > 1024 {
+		bad(setPartitions, "must be 1..1024, got %d", c.Partitions)
 	}
 	if c.CacheSize < 0 {
 		bad(setCacheSize, "must be >= 0, got %d", c.CacheSize)

@@ -31,6 +31,7 @@ type exampleWorker struct {
 func newExampleWorker(ctx context.Context, c Config, js jetstream.JetStream, log zerolog.Logger) (*exampleWorker, error) {
 	b, err := natsjs.New(ctx, js,
 		natsjs.WithReplicas(c.Replicas),
+		natsjs.WithPartitions(c.Partitions),
 		natsjs.WithActivityConcurrency(c.ActivityConcurrency),
 		natsjs.WithLogger(log.With().Str("component", "natsjs").Logger()),
 	)
