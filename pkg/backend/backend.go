@@ -74,8 +74,9 @@ type Backend interface {
 	LoadInstance(ctx context.Context, id string) (*Snapshot, error)
 	// ReadInbox returns the instance's queued messages with after < Seq < before, in order. The
 	// engine calls it to apply messages that were delivered to another worker in stream order.
-	// Message `before` is one the caller holds; a read that cannot see it (a lagging replica)
-	// fails rather than return a list that may lack earlier messages.
+	// Message `before` is one the caller holds; a read that cannot see it (applied and acked by
+	// another worker, or a lagging replica answered) fails with [ErrConflict] rather than return
+	// a list that may lack earlier messages.
 	ReadInbox(ctx context.Context, id string, after, before uint64) ([]InboxMessage, error)
 	// CommitTurn appends a turn to the instance's history. Exactly one writer can commit a given
 	// turn number; the others get [ErrConflict].

@@ -182,17 +182,16 @@ func (b *Backend) ReadInbox(ctx context.Context, id string, after, before uint64
 			return out, nil
 		}
 		if got < inboxReadBatch {
-			// Direct gets may be answered by any replica. One that has not stored message
-			// `before` yet (which this worker holds) may lack earlier ones too: do not trust it.
-			return nil, fmt.Errorf("reading inbox of %q: the answering replica does not have message %d yet: %w",
-				id, before, errStaleRead)
+			// Message `before`, which this worker holds, is gone: another worker applied it
+			// (a redelivery), or the replica that answered (direct gets may be answered by
+			// any) has not stored it yet and may lack earlier ones too. Either way the turn
+			// starts again on fresh state.
+			return nil, fmt.Errorf("reading inbox of %q: message %d is not there (applied elsewhere, or a lagging replica answered): %w",
+				id, before, backend.ErrConflict)
 		}
 		seq = last + 1
 	}
 }
-
-// errStaleRead reports a read answered by a replica that lags behind.
-var errStaleRead = errors.New("stale read")
 
 // readBatch reads one batch of direct get replies up to its end marker, appending the messages
 // before seq `before` to out. It returns how many messages came and the last sequence.
