@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -177,24 +178,168 @@ func clusterParallel(n int, f func(i int) error) error {
 // the default of 30s too).
 const clusterAckWait = 10 * time.Second
 
-// TestClusterFailover measures and logs how long the cluster takes to recover: the shutdown and
-// the election of new leaders (a fraction of a second: the server steps down its leaders as it
-// shuts down), the time without commits while requests sent to the old leaders run into their
-// timeouts, and the time until the last instance completes. (A server that crashes cannot step
-// down: its followers elect new leaders after the raft election timeout, 4 to 9 seconds in
-// nats-server 2.15. An in-process server cannot crash; kill -9 a node of make cluster to see it.)
+// TestClusterFailover shuts down the server that leads the instance stream of an in-process
+// 3-server cluster while 300 instances run. It measures and logs how long the cluster takes to
+// recover: the shutdown and the election of new leaders (a fraction of a second: the server steps
+// down its leaders as it shuts down), the time without commits, and the time until the last
+// instance completes. TestClusterLeaderKilled does the same with SIGKILL.
 func TestClusterFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a 3-server JetStream cluster and fails one server over (-short)")
 	}
+	c := natstest.RunCluster(t, 3)
+	var urls []string
+	for _, s := range c.Servers {
+		urls = append(urls, s.ClientURL())
+	}
+	runClusterFailover(t, clusterNodes{urls: urls, how: "shut down", stop: func(name string) {
+		for _, s := range c.Servers {
+			if s.Name() == name {
+				s.Shutdown()
+				s.WaitForShutdown()
+			}
+		}
+	}})
+}
+
+// clusterNodeEnv, in a child process of TestClusterLeaderKilled, says which node to run:
+// "<index>;<client port>;<route ports, comma-separated>;<data directory>".
+const clusterNodeEnv = "JETFLOW_CLUSTER_NODE"
+
+// TestClusterNodeChild is a cluster node of TestClusterLeaderKilled, in a process of its own so
+// that it can be killed; it runs until it is killed or its parent goes away.
+func TestClusterNodeChild(t *testing.T) {
+	spec := os.Getenv(clusterNodeEnv)
+	if spec == "" {
+		t.Skip("a cluster node process of TestClusterLeaderKilled")
+	}
+	var i, clientPort int
+	var routes, dir string
+	parts := strings.SplitN(spec, ";", 4)
+	if len(parts) != 4 {
+		t.Fatalf("%s=%q", clusterNodeEnv, spec)
+	}
+	i, _ = strconv.Atoi(parts[0])
+	clientPort, _ = strconv.Atoi(parts[1])
+	routes, dir = parts[2], parts[3]
+	var routePorts []int
+	for _, r := range strings.Split(routes, ",") {
+		p, _ := strconv.Atoi(r)
+		routePorts = append(routePorts, p)
+	}
+	s, err := server.NewServer(natstest.NodeOptions(i, clientPort, routePorts, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("not ready for connections")
+	}
+	parent := os.Getppid()
+	for os.Getppid() == parent {
+		time.Sleep(200 * time.Millisecond)
+	}
+	s.Shutdown()
+}
+
+// TestClusterLeaderKilled runs the scenario of TestClusterFailover on three server processes and
+// kills the one that leads the instance stream with SIGKILL: it cannot hand its leaderships
+// over, so the survivors elect new leaders after the raft election timeout (4 to 9 seconds in
+// nats-server 2.15), and every instance still completes exactly once.
+func TestClusterLeaderKilled(t *testing.T) {
+	if os.Getenv(clusterNodeEnv) != "" || os.Getenv(crashChildEnv) != "" {
+		t.Skip("in a child process")
+	}
+	if testing.Short() {
+		t.Skip("runs a 3-process JetStream cluster and kills one server (-short)")
+	}
+	ports := natstest.FreePorts(t, 6)
+	clientPorts, routePorts := ports[:3], ports[3:]
+	var routes []string
+	for _, p := range routePorts {
+		routes = append(routes, strconv.Itoa(p))
+	}
+	kills := map[string]func(){}
+	var urls []string
+	for i := range 3 {
+		name := fmt.Sprintf("natstest-%d", i+1)
+		spec := fmt.Sprintf("%d;%d;%s;%s", i, clientPorts[i], strings.Join(routes, ","), t.TempDir())
+		kills[name] = startChild(t, name, "TestClusterNodeChild", clusterNodeEnv+"="+spec)
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", clientPorts[i]))
+	}
+	// Ready once JetStream answers with a meta leader and replicated streams can be created.
+	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	natstest.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "READY", Subjects: []string{"ready"}, Replicas: 3, Storage: jetstream.MemoryStorage})
+		return err
+	})
+	runClusterFailover(t, clusterNodes{urls: urls, how: "killed (SIGKILL)", stop: func(name string) { kills[name]() }})
+}
+
+// clusterNodes is what runClusterFailover needs of a 3-server cluster.
+type clusterNodes struct {
+	urls []string          // client URLs, server i at i
+	how  string            // what stop does, for the log
+	stop func(name string) // takes the named server away
+}
+
+// connect opens a connection that starts at server first and fails over to the others.
+func (c clusterNodes) connect(t *testing.T, first int, name string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	urls := append([]string{c.urls[first]}, append(append([]string(nil), c.urls[:first]...), c.urls[first+1:]...)...)
+	nc, err := nats.Connect(strings.Join(urls, ","), nats.Name(name), nats.DontRandomize(),
+		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("connecting to %v: %v", urls, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// clusterStreamLeader asks JetStream which server leads stream ("" if none answers).
+func clusterStreamLeader(js jetstream.JetStream, stream string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil || s.CachedInfo().Cluster == nil {
+		return ""
+	}
+	return s.CachedInfo().Cluster.Leader
+}
+
+// clusterConsumerLeader asks JetStream which server leads a consumer ("" if none answers).
+func clusterConsumerLeader(js jetstream.JetStream, stream, consumer string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := js.Consumer(ctx, stream, consumer)
+	if err != nil || c.CachedInfo().Cluster == nil {
+		return ""
+	}
+	return c.CachedInfo().Cluster.Leader
+}
+
+// runClusterFailover: streams and buckets at 3 replicas, two workers and a client connected to
+// different servers, 300 instances of clusterFlow; once a sixth of them are at their last step,
+// the server leading the instance stream is taken away, and the event of the other half is
+// raised through the failover. Every instance must complete once with the exact output.
+func runClusterFailover(t *testing.T, c clusterNodes) {
 	const n = 300
 	ctx := context.Background()
-	c := natstest.RunCluster(t, 3)
-
 	logs := &clusterLog{}
 	logger := zerolog.New(logs).Level(zerolog.WarnLevel).With().Timestamp().Logger()
 	backendOn := func(server int, name string) (*nats.Conn, jetstream.JetStream, *natsjs.Backend) {
-		nc, js := c.Connect(t, server, nats.Name(name))
+		nc, js := c.connect(t, server, name)
 		b, err := natsjs.New(ctx, js, natsjs.WithReplicas(3),
 			natsjs.WithInboxAckWait(clusterAckWait), natsjs.WithActivityAckWait(clusterAckWait),
 			natsjs.WithLogger(logger.With().Str("component", name+"/natsjs").Logger()))
@@ -207,7 +352,7 @@ func TestClusterFailover(t *testing.T) {
 	// The client on the third server creates the streams and buckets; each worker connects to
 	// a server of its own and creates them again, as worker processes do.
 	clientNC, clientJS, cb := backendOn(2, "client")
-	e := &env{t: t, srv: c.Servers[2], js: clientJS, b: cb, client: engine.NewClient(cb)}
+	e := &env{t: t, js: clientJS, b: cb, client: engine.NewClient(cb)}
 	runs := &clusterRuns{n: map[string]int{}, last: map[string]int{}}
 	commits := &clusterCommits{}
 	reg := mustRegistry(t, map[string]durable.OrchestratorFunc{"Flow": clusterFlow},
@@ -237,19 +382,18 @@ func TestClusterFailover(t *testing.T) {
 	}
 	names := e.b.Names()
 	leaders := func() string {
-		name := func(s *server.Server) string {
-			if s == nil {
+		name := func(s string) string {
+			if s == "" {
 				return "none"
 			}
-			return s.Name()
+			return s
 		}
-		parts := []string{"meta=" + name(c.MetaLeader())}
+		var parts []string
 		for _, s := range []string{names.InstanceStream(), names.ActivityStream(), "KV_" + names.HistoryBucket(), "KV_" + names.StateBucket()} {
-			parts = append(parts, s+"="+name(c.StreamLeader(s)))
+			parts = append(parts, s+"="+name(clusterStreamLeader(clientJS, s)))
 		}
-		for _, sc := range [][2]string{{names.ActivityStream(), names.ActivityConsumer("Step")}} {
-			parts = append(parts, sc[0]+">"+sc[1]+"="+name(c.ConsumerLeader(sc[0], sc[1])))
-		}
+		a, consumer := names.ActivityStream(), names.ActivityConsumer("Step")
+		parts = append(parts, a+">"+consumer+"="+name(clusterConsumerLeader(clientJS, a, consumer)))
 		return strings.Join(parts, " ")
 	}
 	connections := func() string {
@@ -305,24 +449,29 @@ func TestClusterFailover(t *testing.T) {
 		}
 		return nil
 	})
-	victim := c.StreamLeader(names.InstanceStream())
-	if victim == nil {
+	victim := clusterStreamLeader(clientJS, names.InstanceStream())
+	if victim == "" {
 		t.Fatalf("no leader for %s", names.InstanceStream())
 	}
 	before := leaders()
 	atKill := runs.lastSteps()
 	killed := time.Now()
-	victim.Shutdown()
-	victim.WaitForShutdown()
+	c.stop(victim)
 	down := time.Since(killed)
-	next := c.WaitStreamLeader(t, names.InstanceStream(), 20*time.Second)
+	var next string
+	natstest.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
+		if next = clusterStreamLeader(clientJS, names.InstanceStream()); next == "" || next == victim {
+			return fmt.Errorf("no new leader for %s", names.InstanceStream())
+		}
+		return nil
+	})
 	elected := time.Since(killed)
 	raise(ids, 1)
 	raised := time.Since(killed)
 
 	// Every instance ends.
 	pending := append([]string(nil), ids...)
-	natstest.CheckFor(t, 45*time.Second, 50*time.Millisecond, func() error {
+	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
 		var still []string
 		for _, id := range pending {
 			s, err := e.client.GetStatus(ctx, id)
@@ -368,8 +517,8 @@ func TestClusterFailover(t *testing.T) {
 	}
 
 	t.Logf("leaders before: %s", before)
-	t.Logf("shut down %s (leader of %s) with %d/%d instances at their last step: the shutdown took %v; %s led after %v; leaders now: %s",
-		victim.Name(), names.InstanceStream(), atKill, n, down.Round(time.Millisecond), next.Name(), elected.Round(time.Millisecond), leaders())
+	t.Logf("%s %s (leader of %s) with %d/%d instances at their last step: that took %v; %s led after %v; leaders now: %s",
+		c.how, victim, names.InstanceStream(), atKill, n, down.Round(time.Millisecond), next, elected.Round(time.Millisecond), leaders())
 	if firstCommit.IsZero() {
 		t.Errorf("no turn committed after the shutdown began")
 	} else {

@@ -123,8 +123,17 @@ func (s *crashOutput) String() string {
 // the test ends, at the latest.
 func startCrashChild(t *testing.T, url, name string) (kill func()) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=3m")
-	cmd.Env = append(os.Environ(), crashChildEnv+"=1", crashURLEnv+"="+url)
+	return startChild(t, name, "TestCrashChild", crashChildEnv+"=1", crashURLEnv+"="+url)
+}
+
+// startChild runs test (a test that skips itself unless its environment says otherwise) of this
+// test binary as a process of its own, with env added to the environment; name names it in
+// failures. kill sends it SIGKILL; it is killed when the test ends, at the latest, and the test
+// fails if its output shows a race, a panic or a failure.
+func startChild(t *testing.T, name, test string, env ...string) (kill func()) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1", "-test.timeout=5m")
+	cmd.Env = append(os.Environ(), env...)
 	out := &crashOutput{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

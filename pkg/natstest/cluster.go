@@ -3,6 +3,7 @@ package natstest
 import (
 	"fmt"
 	"net"
+	"os"
 	"net/url"
 	"strings"
 	"testing"
@@ -38,25 +39,45 @@ func RunCluster(t testing.TB, n int) *Cluster {
 	if n < 1 {
 		t.Fatalf("natstest: a cluster of %d servers", n)
 	}
-	ports := freePorts(t, n)
-	var routes []*url.URL
-	for _, p := range ports {
-		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)})
-	}
+	ports := FreePorts(t, n)
 	c := &Cluster{}
 	for i := range n {
-		o := defaultOptions(t)
-		o.ServerName = fmt.Sprintf("natstest-%d", i+1)
-		o.Cluster = server.ClusterOpts{Name: ClusterName, Host: "127.0.0.1", Port: ports[i]}
-		o.Routes = routes // a route to itself is recognized and skipped
+		o := NodeOptions(i, -1, ports, t.TempDir())
 		c.Servers = append(c.Servers, startServer(t, o))
 	}
 	CheckFor(t, clusterReadyTimeout, 50*time.Millisecond, c.jetStreamReady)
 	return c
 }
 
-// freePorts returns n loopback TCP ports that were free a moment ago.
-func freePorts(t testing.TB, n int) []int {
+// NodeOptions returns the options of node i (from 0; named natstest-<i+1>) of a cluster whose
+// nodes listen for routes on routePorts (node i on routePorts[i]): clients on clientPort (-1: a
+// free one), JetStream data in dir, logging as in RunServer. Each node is given the routes of
+// all of them, as in deploy/nats.conf. Tests that run cluster nodes in processes of their own
+// (to kill one) build them with it.
+func NodeOptions(i, clientPort int, routePorts []int, dir string) *server.Options {
+	logging := os.Getenv("NATS_LOGGING") == "debug"
+	var routes []*url.URL
+	for _, p := range routePorts {
+		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+	}
+	return &server.Options{
+		ServerName: fmt.Sprintf("natstest-%d", i+1),
+		Host:       "127.0.0.1",
+		Port:       clientPort,
+		JetStream:  true,
+		StoreDir:   dir,
+		MaxPayload: DefaultMaxPayload,
+		NoSigs:     true,
+		NoLog:      !logging,
+		Debug:      logging,
+		Trace:      logging,
+		Cluster:    server.ClusterOpts{Name: ClusterName, Host: "127.0.0.1", Port: routePorts[i]},
+		Routes:     routes, // a route to itself is recognized and skipped
+	}
+}
+
+// FreePorts returns n distinct loopback TCP ports that were free a moment ago.
+func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
 	for range n {
