@@ -3,8 +3,8 @@ package natstest
 import (
 	"fmt"
 	"net"
-	"os"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
