@@ -69,9 +69,11 @@ type Backend interface {
 	// ConsumeInbox delivers instance messages to handle, one call per message, in the order of
 	// the inbox, until ctx ends. A handler must eventually Ack or Nak each message.
 	ConsumeInbox(ctx context.Context, handle func(InboxMessage)) error
-	// LoadInstance reads an instance's state and the turns of its current generation, including
-	// committed turns whose tasks may not have been published (see PublishTurn).
-	LoadInstance(ctx context.Context, id string) (*Snapshot, error)
+	// LoadInstance reads an instance's state and the turns of its current generation. With
+	// beyond, it also looks for committed turns beyond the state, whose tasks may not have been
+	// published (a worker died in between, see PublishTurn); the engine asks for them after a
+	// commit conflict, which is how such a turn shows itself.
+	LoadInstance(ctx context.Context, id string, beyond bool) (*Snapshot, error)
 	// ReadInbox returns the instance's queued messages with after < Seq < before, in order. The
 	// engine calls it to apply messages that were delivered to another worker in stream order.
 	// Message `before` is one the caller holds; a read that cannot see it (applied and acked by

@@ -1125,8 +1125,8 @@ type faultHeldBackend struct {
 	afterLoad func(id string, snap *backend.Snapshot)
 }
 
-func (h *faultHeldBackend) LoadInstance(ctx context.Context, id string) (*backend.Snapshot, error) {
-	snap, err := h.Backend.LoadInstance(ctx, id)
+func (h *faultHeldBackend) LoadInstance(ctx context.Context, id string, beyond bool) (*backend.Snapshot, error) {
+	snap, err := h.Backend.LoadInstance(ctx, id, beyond)
 	if err == nil && h.afterLoad != nil {
 		h.afterLoad(id, snap)
 	}
@@ -1351,8 +1351,9 @@ func TestRecoveryOvertakenByNewerTurn(t *testing.T) {
 	}
 	pa.wait(t)
 
-	// B gets event 1 when A's delivery of it expires, and loads x: state at turn 1, turn 2
-	// committed beyond it. B parks right there. B never gets event 2.
+	// B gets event 1 when A's delivery of it expires, and loads x: state at turn 1. Its turn 2
+	// conflicts with A's, so B loads x again, beyond the state: turn 2 committed beyond it. B
+	// parks right there. B never gets event 2.
 	loaded := make(chan *backend.Snapshot, 1)
 	resumeB := make(chan struct{})
 	var resumeOnce sync.Once
@@ -1360,8 +1361,8 @@ func TestRecoveryOvertakenByNewerTurn(t *testing.T) {
 	var first sync.Once
 	hb := newFaultHeldBackend(e.b, func(m backend.InboxMessage) bool { return string(m.Data) == "2" })
 	hb.afterLoad = func(id string, snap *backend.Snapshot) {
-		if id != "x" {
-			return
+		if id != "x" || len(snap.Turns) < 2 {
+			return // not yet the load that finds turn 2 beyond the state
 		}
 		first.Do(func() {
 			loaded <- snap

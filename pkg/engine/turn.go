@@ -18,13 +18,14 @@ type live struct {
 	exec  *durable.Executor // nil: not running (absent, pending or ended)
 }
 
-// load returns the instance from the cache, or reads and replays it. Turns that were committed
-// but perhaps not published (the last worker died in between) are published again first.
-func (w *Worker) load(ctx context.Context, id string) (*live, error) {
+// load returns the instance from the cache, or reads and replays it. With beyond (after a
+// commit conflict), turns that were committed but perhaps not published (the last worker died
+// in between) are looked for, and published again first.
+func (w *Worker) load(ctx context.Context, id string, beyond bool) (*live, error) {
 	if l := w.cache.get(id); l != nil {
 		return l, nil
 	}
-	snap, err := w.b.LoadInstance(ctx, id)
+	snap, err := w.b.LoadInstance(ctx, id, beyond)
 	if err != nil {
 		return nil, err
 	}
@@ -59,9 +60,10 @@ func (w *Worker) load(ctx context.Context, id string) (*live, error) {
 	return l, nil
 }
 
-// turn runs one turn over msgs and returns the messages left for the next one.
-func (w *Worker) turn(ctx context.Context, id string, delivered []backend.InboxMessage) ([]backend.InboxMessage, error) {
-	l, err := w.load(ctx, id)
+// turn runs one turn over msgs and returns the messages left for the next one; beyond is as
+// for load.
+func (w *Worker) turn(ctx context.Context, id string, delivered []backend.InboxMessage, beyond bool) ([]backend.InboxMessage, error) {
+	l, err := w.load(ctx, id, beyond)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +98,7 @@ func (w *Worker) turn(ctx context.Context, id string, delivered []backend.InboxM
 	}
 
 	now := time.Now().UTC()
-	b := turnBuilder{w: w, id: id, l: l, now: now}
+	b := turnBuilder{w: w, id: id, l: l, now: now, fresh: beyond}
 	for i, m := range msgs {
 		full := len(b.applied) >= w.opts.maxBatch || (len(b.applied) > 0 && b.bytes+len(m.Data) > maxTurnBytes)
 		if full || !b.add(ctx, m) {
@@ -188,6 +190,7 @@ type turnBuilder struct {
 	bytes   int                   // payload bytes applied
 	start   *backend.StartRequest // the turn begins a new generation
 	err     error                 // a message could not be taken for a reason that may pass
+	fresh   bool                  // the instance was read beyond its state (see load)
 }
 
 // maxTurnBytes bounds the payload bytes applied in one turn, so that a turn's history entry
@@ -261,6 +264,13 @@ func (b *turnBuilder) add(ctx context.Context, m backend.InboxMessage) bool {
 		return b.addRewind(ctx, m) // rewind.go
 	}
 	if b.start == nil && b.l.exec == nil {
+		if !b.fresh {
+			// Discarding is final, so decide on fresh state: the state was read without
+			// looking beyond it, and another worker may since have started the instance (or a
+			// new generation of it) and acked the start, which the inbox read then misses.
+			b.err = fmt.Errorf("instance %q before discarding a message: %w", b.id, backend.ErrConflict)
+			return false
+		}
 		if b.l.state == nil || b.l.state.Status.IsTerminal() {
 			status := "does not exist"
 			if b.l.state != nil {

@@ -189,7 +189,9 @@ func (w *Worker) process(ctx context.Context, id string, msgs []backend.InboxMes
 	log := w.log.With().Str(fieldInstance, id).Logger()
 	conflicts := 0
 	for len(msgs) > 0 && ctx.Err() == nil {
-		rest, err := w.safeTurn(ctx, id, msgs)
+		// After a conflict the instance is read again, beyond its state too: the conflicting
+		// turn may have been committed by a worker that died before publishing it.
+		rest, err := w.safeTurn(ctx, id, msgs, conflicts > 0)
 		switch {
 		case err == nil:
 			msgs, conflicts = rest, 0
@@ -213,11 +215,11 @@ func (w *Worker) process(ctx context.Context, id string, msgs []backend.InboxMes
 	}
 }
 
-func (w *Worker) safeTurn(ctx context.Context, id string, msgs []backend.InboxMessage) (rest []backend.InboxMessage, err error) {
+func (w *Worker) safeTurn(ctx context.Context, id string, msgs []backend.InboxMessage, beyond bool) (rest []backend.InboxMessage, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic in turn of %q: %v\n%s", id, r, debug.Stack())
 		}
 	}()
-	return w.turn(ctx, id, msgs)
+	return w.turn(ctx, id, msgs, beyond)
 }

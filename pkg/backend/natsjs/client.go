@@ -217,7 +217,7 @@ func (b *Backend) WatchInstance(ctx context.Context, id string) (<-chan *backend
 
 // GetHistory implements backend.Backend.
 func (b *Backend) GetHistory(ctx context.Context, id string) ([]history.Event, error) {
-	snap, err := b.load(ctx, id, true)
+	snap, err := b.load(ctx, id, true, true)
 	if err != nil {
 		return nil, err
 	}

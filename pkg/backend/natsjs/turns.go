@@ -47,13 +47,13 @@ func (b *Backend) parseInto(m *backend.InboxMessage, subject string, h nats.Head
 }
 
 // LoadInstance implements backend.Backend.
-func (b *Backend) LoadInstance(ctx context.Context, id string) (*backend.Snapshot, error) {
-	return b.load(ctx, id, false)
+func (b *Backend) LoadInstance(ctx context.Context, id string, beyond bool) (*backend.Snapshot, error) {
+	return b.load(ctx, id, false, beyond)
 }
 
 // load reads an instance's state and turns: those of its current generation if it is running
-// (or all is set), and those committed beyond its state in any case.
-func (b *Backend) load(ctx context.Context, id string, all bool) (*backend.Snapshot, error) {
+// (or all is set), and, with beyond, those committed beyond its state.
+func (b *Backend) load(ctx context.Context, id string, all, beyond bool) (*backend.Snapshot, error) {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
 	snap := &backend.Snapshot{}
@@ -77,7 +77,7 @@ func (b *Backend) load(ctx context.Context, id string, all bool) (*backend.Snaps
 			return nil, err
 		}
 	}
-	for n := max(last+1, first); ; n++ {
+	for n := max(last+1, first); beyond; n++ {
 		t, err := b.getTurn(ctx, idTok, n)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			break
