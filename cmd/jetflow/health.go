@@ -16,7 +16,12 @@ import (
 //
 //	/livez   200 while the process runs (liveness)
 //	/readyz  200 while connected to NATS, 503 otherwise (readiness)
+//
+// With no addr it serves nothing.
 func serveHealth(ctx context.Context, addr string, nc *nats.Conn, log zerolog.Logger) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")

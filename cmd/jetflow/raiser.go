@@ -187,13 +187,11 @@ func runRaiser(ctx context.Context, env *Env, args []string) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if cfg.HealthAddr != "" {
-		stop, err := serveHealth(ctx, cfg.HealthAddr, nc, log)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	stopHealth, err := serveHealth(ctx, cfg.HealthAddr, nc, log)
+	if err != nil {
+		return err
 	}
+	defer stopHealth()
 	return runRaiserUntilDone(ctx, r, log)
 }
 

@@ -51,13 +51,11 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if cfg.HealthAddr != "" {
-		stop, err := serveHealth(ctx, cfg.HealthAddr, nc, log)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	stopHealth, err := serveHealth(ctx, cfg.HealthAddr, nc, log)
+	if err != nil {
+		return err
 	}
+	defer stopHealth()
 	log.Info().
 		Int("replicas", cfg.Replicas).
 		Int("concurrency", cfg.Concurrency).

@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetflow-dev/jetflow/internal/examplestack"
 	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
 	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
@@ -42,24 +41,8 @@ func newEnv(t *testing.T) *env {
 // startWorker runs a worker until the test ends (or stop is called).
 func (e *env) startWorker(reg *durable.Registry, opts ...engine.WorkerOption) (w *engine.Worker, stop func()) {
 	e.t.Helper()
-	w, err := engine.NewWorker(e.b, reg, append(examplestack.WorkerOptions(e.t), opts...)...)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := w.Run(ctx); err != nil {
-			e.t.Errorf("worker: %v", err)
-		}
-	}()
-	stop = func() {
-		cancel()
-		<-done
-	}
-	e.t.Cleanup(stop)
-	return w, stop
+	w, cancel, wait := e.faultWorkerOn(e.b, reg, opts...)
+	return w, func() { cancel(); wait() }
 }
 
 func (e *env) wait(id string) *engine.Status {

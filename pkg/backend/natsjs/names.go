@@ -241,6 +241,10 @@ func (n Names) PartitionTransform(partitions int) (src, dest string) {
 	return n.prefix + ".inst.*.>", n.prefix + ".part.{{partition(" + strconv.Itoa(partitions) + ",1)}}.{{wildcard(1)}}.>"
 }
 
+// PartitionSubjects returns the wildcard subject of every stored instance message, e.g.
+// "jetflow.part.>".
+func (n Names) PartitionSubjects() string { return n.prefix + ".part.>" }
+
 // PartitionFilter returns the wildcard subject of the stored messages of partition p, e.g.
 // "jetflow.part.3.>".
 func (n Names) PartitionFilter(p int) string { return n.prefix + ".part." + strconv.Itoa(p) + ".>" }
@@ -272,7 +276,7 @@ func (n Names) ParseStoredSubject(subject string) (partition int, id, kind, name
 	if perr != nil || p < 0 {
 		return 0, "", "", "", &history.NameError{What: "subject", Name: subject, Reason: fmt.Sprintf("partition %q is not a number", ptok)}
 	}
-	id, kind, name, err = n.ParseInstanceSubject(n.prefix + ".inst." + rest)
+	id, kind, name, err = parseInstanceTokens(subject, rest)
 	return p, id, kind, name, err
 }
 
@@ -365,13 +369,17 @@ func (n Names) StateKey(idTok string) string { return idTok }
 // prefix, too few or too many tokens, undecodable tokens, or an event
 // without a name give an error wrapping ErrInvalidName.
 func (n Names) ParseInstanceSubject(subject string) (id, kind, name string, err error) {
-	bad := func(reason string) error { return &history.NameError{What: "subject", Name: subject, Reason: reason} }
-
 	head := n.prefix + ".inst."
 	rest, ok := strings.CutPrefix(subject, head)
 	if !ok {
-		return "", "", "", bad(fmt.Sprintf("does not start with %q", head))
+		return "", "", "", &history.NameError{What: "subject", Name: subject, Reason: fmt.Sprintf("does not start with %q", head)}
 	}
+	return parseInstanceTokens(subject, rest)
+}
+
+// parseInstanceTokens parses rest, the <idTok>.<kind>[.<name>] part of subject.
+func parseInstanceTokens(subject, rest string) (id, kind, name string, err error) {
+	bad := func(reason string) error { return &history.NameError{What: "subject", Name: subject, Reason: reason} }
 	toks := strings.Split(rest, ".")
 	if len(toks) < 2 {
 		return "", "", "", bad("has no kind after the instance ID")

@@ -489,7 +489,7 @@ func (b *Backend) consumeShared(ctx context.Context, handle func(backend.InboxMe
 	cons, err := b.inst.CreateOrUpdateConsumer(cctx, jetstream.ConsumerConfig{
 		Durable:        "shared",
 		Description:    "jetflow: the orchestration inbox, shared by all workers",
-		FilterSubjects: []string{b.names.prefix + ".part.>", b.names.InstanceSubjects()},
+		FilterSubjects: []string{b.names.PartitionSubjects(), b.names.InstanceSubjects()},
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        b.opts.inboxAckWait,
 		MaxDeliver:     -1,
