@@ -32,8 +32,9 @@ import (
 const DefaultMaxPayload = 8 << 20
 
 // readyTimeout bounds how long RunServer waits for the server to accept
-// client connections.
-const readyTimeout = 10 * time.Second
+// client connections: generous, because make test runs packages side by side
+// with -race on 2 cores, and a clustered server once took over 10 s there.
+const readyTimeout = 30 * time.Second
 
 // Option adjusts the server options used by RunServer. Options are applied
 // after the defaults, so they may override any of them.
@@ -57,7 +58,7 @@ func WithPort(p int) Option {
 // its data in t.TempDir() (unless WithStoreDir is given). The maximum
 // payload is DefaultMaxPayload. Logging is off unless the environment
 // variable NATS_LOGGING is "debug". RunServer fails the test if the server
-// cannot start or is not ready for connections within 10 seconds, and
+// cannot start or is not ready for connections within 30 seconds, and
 // registers a cleanup that shuts the server down and waits for it to stop.
 func RunServer(t testing.TB, opts ...Option) *server.Server {
 	t.Helper()
