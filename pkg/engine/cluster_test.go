@@ -545,23 +545,29 @@ func clusterCheckOnce(e *env, ids []string) {
 	t := e.t
 	t.Helper()
 	ctx := context.Background()
-	kv, err := e.js.KeyValue(ctx, e.b.Names().HistoryBucket())
-	if err != nil {
-		t.Fatal(err)
-	}
-	lister, err := kv.ListKeys(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	turnKeys := map[string][]uint64{}
-	for key := range lister.Keys() {
-		i := strings.LastIndexByte(key, '.')
-		n, err := strconv.ParseUint(key[i+1:], 10, 64)
+	// The listing is retried while the cluster still elects leaders after losing a server
+	// ("JetStream system temporarily unavailable").
+	var turnKeys map[string][]uint64
+	natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		kv, err := e.js.KeyValue(ctx, e.b.Names().HistoryBucket())
 		if err != nil {
-			t.Fatalf("history key %q: %v", key, err)
+			return err
 		}
-		turnKeys[key[:i]] = append(turnKeys[key[:i]], n)
-	}
+		lister, err := kv.ListKeys(ctx)
+		if err != nil {
+			return err
+		}
+		turnKeys = map[string][]uint64{}
+		for key := range lister.Keys() {
+			i := strings.LastIndexByte(key, '.')
+			n, err := strconv.ParseUint(key[i+1:], 10, 64)
+			if err != nil {
+				return fmt.Errorf("history key %q: %w", key, err)
+			}
+			turnKeys[key[:i]] = append(turnKeys[key[:i]], n)
+		}
+		return nil
+	})
 	for _, id := range ids {
 		s := e.faultStatus(id)
 		faultWantOutput(t, s, clusterWant(id))
