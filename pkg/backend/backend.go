@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
@@ -39,58 +40,168 @@ var (
 	ErrBadContinuationToken = errors.New("invalid continuation token")
 )
 
-// Backend stores instances and carries their messages. Implementations must be safe for
-// concurrent use.
+// Backend stores instances and carries their messages: the client side (ClientBackend) and the
+// worker side (WorkerBackend). Implementations must be safe for concurrent use; backendtest holds
+// the contract every implementation must pass.
 type Backend interface {
-	// CreateInstance registers a new instance and queues its start message. It returns
-	// [ErrInstanceExists] if an instance with the ID is pending, running or suspended; an
-	// instance that has ended is replaced.
+	ClientBackend
+	WorkerBackend
+}
+
+// ClientBackend is what clients use: create instances, send them messages, read and purge them.
+type ClientBackend interface {
+	// CreateInstance registers a new instance and queues its start. It returns
+	// [ErrInstanceExists] if an instance with the ID is pending, running or suspended (an
+	// instance that has ended is replaced), [ErrInvalidName] for a bad ID and
+	// [ErrPayloadTooLarge] for an input over MaxPayload.
 	CreateInstance(ctx context.Context, req StartRequest) error
-	// Send queues a message for an instance (an event, result, terminate, suspend, resume). It
-	// returns [ErrInvalidName] for a bad ID or event name and [ErrPayloadTooLarge] for big data.
-	// It does not check that the instance exists.
+	// Send queues a message for an instance (an event, terminate, suspend, resume, rewind). It
+	// returns [ErrInvalidName] for a bad ID or event name and [ErrPayloadTooLarge] for data over
+	// MaxPayload. It does not check that the instance exists: a message for an instance that
+	// does not exist is discarded by the worker.
 	Send(ctx context.Context, msg Message) error
 	// GetInstance returns the instance's state, or [ErrInstanceNotFound].
 	GetInstance(ctx context.Context, id string) (*Instance, error)
 	// WatchInstance sends the instance's state on every change until ctx ends. The first value
 	// is the current state; [ErrInstanceNotFound] if there is none.
 	WatchInstance(ctx context.Context, id string) (<-chan *Instance, error)
-	// GetHistory returns the history of the instance's current generation, or [ErrInstanceNotFound].
+	// GetHistory returns the history of the instance's current generation, or
+	// [ErrInstanceNotFound].
 	GetHistory(ctx context.Context, id string) ([]history.Event, error)
 	// PurgeInstance deletes an ended instance's state and history. It returns
-	// [ErrInstanceNotFound] or [ErrInstanceNotEnded].
+	// [ErrInstanceNotFound], [ErrInstanceNotEnded], or [ErrConflict] if the instance changed
+	// meanwhile.
 	PurgeInstance(ctx context.Context, id string) error
 	// ListInstances returns a page of the instances matching q, ordered by instance ID, and a
 	// continuation token for the next page (empty when there are no more). A page may hold
 	// fewer than q.Top instances even when a token is returned. It returns
 	// [ErrBadContinuationToken] for a token it did not issue.
 	ListInstances(ctx context.Context, q Query) (Page, error)
+	// DeadLetters returns up to n dead-lettered messages recorded after position `after` (0:
+	// from the first), oldest first; DeadLetter.Position continues the listing.
+	DeadLetters(ctx context.Context, after uint64, n int) ([]DeadLetter, error)
+	// MaxPayload returns the largest input, event data or result, in bytes, that the backend
+	// carries; larger ones are refused with [ErrPayloadTooLarge].
+	MaxPayload() int
+}
 
-	// ConsumeInbox delivers instance messages to handle, one call per message, in the order of
-	// the inbox, until ctx ends. A handler must eventually Ack or Nak each message.
-	ConsumeInbox(ctx context.Context, handle func(InboxMessage)) error
-	// LoadInstance reads an instance's state and the turns of its current generation. With
-	// beyond, it also looks for committed turns beyond the state, whose tasks may not have been
-	// published (a worker died in between, see PublishTurn); the engine asks for them after a
-	// commit conflict, which is how such a turn shows itself.
-	LoadInstance(ctx context.Context, id string, beyond bool) (*Snapshot, error)
-	// ReadInbox returns the instance's queued messages with after < Seq < before, in order. The
-	// engine calls it to apply messages that were delivered to another worker in stream order.
-	// Message `before` is one the caller holds; a read that cannot see it (applied and acked by
-	// another worker, or a lagging replica answered) fails with [ErrConflict] rather than return
-	// a list that may lack earlier messages.
-	ReadInbox(ctx context.Context, id string, after, before uint64) ([]InboxMessage, error)
-	// CommitTurn appends a turn to the instance's history. Exactly one writer can commit a given
-	// turn number; the others get [ErrConflict].
-	CommitTurn(ctx context.Context, turn *Turn) error
-	// PublishTurn publishes a committed turn's tasks (idempotently) and then updates the
-	// instance's state; it is repeated after a crash, so it must be safe to call twice.
-	PublishTurn(ctx context.Context, turn *Turn) (*Instance, error)
-	// ConsumeActivities runs handle for each task of the named activities, acking a task when
-	// handle returns nil and redelivering it otherwise, until ctx ends.
-	ConsumeActivities(ctx context.Context, names []string, handle func(context.Context, ActivityTask) error) error
-	// DeadLetter records a message the engine cannot process, with the reason, and acks it.
-	DeadLetter(ctx context.Context, msg InboxMessage, reason string) error
+// WorkerBackend is what workers use: orchestration and activity work items.
+//
+// An orchestration work item holds the new messages of one instance, in the order they must be
+// applied. While an item is out, no other item of that instance is handed out by this backend;
+// across backends (workers), two items of one instance may be out at once, and
+// CompleteOrchestrationWorkItem lets exactly one of them commit.
+type WorkerBackend interface {
+	// NextOrchestrationWorkItem waits for an instance with messages to apply and returns them
+	// as a work item. The first call starts delivery, which lasts until that call's ctx ends.
+	// It returns ctx's error when ctx ends, or the error that stopped delivery.
+	NextOrchestrationWorkItem(ctx context.Context) (*OrchestrationWorkItem, error)
+	// OrchestrationHistory returns the events of the item's instance's current generation, as
+	// of item.State (the engine calls it when it holds no replayed instance at that version).
+	OrchestrationHistory(ctx context.Context, item *OrchestrationWorkItem) ([]history.Event, error)
+	// CompleteOrchestrationWorkItem commits c atomically: its events are appended to the
+	// history, its state stored, then its tasks and messages sent and the applied messages
+	// consumed; messages after the first c.Applied come back in the instance's next work item.
+	// It returns the state as stored. It returns [ErrConflict] if another completion for the
+	// instance was committed since item.State was read; the item's messages then come back in
+	// a new item read on fresh state. After any other error the caller abandons the item.
+	CompleteOrchestrationWorkItem(ctx context.Context, item *OrchestrationWorkItem, c *OrchestrationCompletion) (*Instance, error)
+	// AbandonOrchestrationWorkItem hands the item's messages back unapplied: they come back,
+	// in order, after delay. Abandoning an item that was completed or abandoned does nothing.
+	AbandonOrchestrationWorkItem(ctx context.Context, item *OrchestrationWorkItem, delay time.Duration) error
+
+	// NextActivityWorkItem waits for a task of one of the named activities. The first call
+	// starts delivery for those names, which lasts until that call's ctx ends; later calls must
+	// name the same activities. It returns ctx's error when ctx ends.
+	NextActivityWorkItem(ctx context.Context, names []string) (*ActivityWorkItem, error)
+	// CompleteActivityWorkItem sends the task's result to its instance and consumes the task;
+	// a result sent twice (after a crash) is applied once.
+	CompleteActivityWorkItem(ctx context.Context, item *ActivityWorkItem, result TaskResult) error
+	// AbandonActivityWorkItem hands the task back: it is delivered again after delay.
+	AbandonActivityWorkItem(ctx context.Context, item *ActivityWorkItem, delay time.Duration) error
+}
+
+// OrchestrationWorkItem is one instance's new messages, as NextOrchestrationWorkItem returns
+// them.
+type OrchestrationWorkItem struct {
+	InstanceID string
+	// State is the instance's stored state before the messages; nil if it does not exist. When
+	// it is nil or ended, it is the latest committed one, so a message for the instance may be
+	// discarded on its word.
+	State *Instance
+	// Messages are the messages to apply, in order.
+	Messages []WorkMessage
+	// Token is the backend's own record of the item; the engine leaves it alone.
+	Token any
+}
+
+// WorkMessage is a message in a work item.
+type WorkMessage struct {
+	Message
+	// Deliveries counts how many times the message was handed out, 1 the first time.
+	Deliveries uint64
+}
+
+// OrchestrationCompletion is the outcome of a work item: CompleteOrchestrationWorkItem stores it
+// in one atomic commit.
+type OrchestrationCompletion struct {
+	// Applied is how many of the item's messages, from the first, this completion consumes.
+	Applied int
+	// DeadLetters are the applied messages that could not be applied, recorded with a reason.
+	DeadLetters []DeadLetterRequest
+	// NewGeneration starts a new generation with Events: the history before no longer counts.
+	NewGeneration bool
+	// Events are appended to the history. With none, nothing is committed: the applied
+	// messages are consumed (they were stale, discarded or dead-lettered) and Messages sent.
+	Events []history.Event
+	// Actions are the tasks to schedule: activities, timers, sub-orchestrations, of the
+	// generation State.Generation.
+	Actions []history.Action
+	// Messages are sent to other instances after the commit (a sub-orchestration's result).
+	Messages []Message
+	// State is the instance's state after the events. Input is set on new generations only.
+	State Instance
+}
+
+// DeadLetterRequest names an applied message that is dead-lettered, and why.
+type DeadLetterRequest struct {
+	Index  int // in OrchestrationWorkItem.Messages
+	Reason string
+}
+
+// ActivityWorkItem is one activity task, as NextActivityWorkItem returns it.
+type ActivityWorkItem struct {
+	Task ActivityTask
+	// Token is the backend's own record of the item; the engine leaves it alone.
+	Token any
+}
+
+// DeadLetter is the record of a message that could not be processed: what the dead-letter
+// store holds (its JSON is a wire format, see docs/wire.md) and DeadLetters lists.
+type DeadLetter struct {
+	Reason  string `json:"reason"`
+	Source  string `json:"source"`          // "inbox", "activity" or "raiser"
+	Queue   string `json:"queue,omitempty"` // the raiser's queue, for Source "raiser"
+	Subject string `json:"subject"`
+	// Seq is the message's position in the stream or queue it came from.
+	Seq     uint64    `json:"seq"`
+	Data    string    `json:"data"` // the payload, if it is UTF-8
+	DataB64 []byte    `json:"dataBase64,omitempty"`
+	Time    time.Time `json:"time"`
+	// Position orders the dead letters in their store; pass the last one seen to DeadLetters
+	// to continue (not stored).
+	Position uint64 `json:"-"`
+}
+
+// NewDeadLetter returns the record of a message from source that could not be processed.
+func NewDeadLetter(source, subject string, seq uint64, data []byte, reason string) DeadLetter {
+	d := DeadLetter{Reason: reason, Source: source, Subject: subject, Seq: seq, Time: time.Now().UTC()}
+	if utf8.Valid(data) {
+		d.Data = string(data)
+	} else {
+		d.DataB64 = data
+	}
+	return d
 }
 
 // Query selects instances for ListInstances. The zero Query matches every instance.
@@ -171,27 +282,9 @@ type Message struct {
 	Kind       MessageKind
 	EventName  string // events only
 	Data       []byte
-	// MsgID deduplicates the message (Nats-Msg-Id on NATS); for events it is the event ID.
+	// MsgID, on an event, is its event ID: an instance applies one event ID once. On other
+	// kinds it is ignored; the backend deduplicates what the engine sends on its own.
 	MsgID string
-}
-
-// InboxMessage is a Message as the worker receives it.
-type InboxMessage struct {
-	Message
-	Seq       uint64 // position in the inbox; the order of application
-	Delivered uint64 // delivery count, 1 on first delivery
-	Time      time.Time
-	Subject   string // raw subject, for dead-letter records
-	// Err is set when the message could not be parsed (bad subject); such messages are
-	// dead-lettered.
-	Err error
-	// Epoch identifies the exclusive delivery the message came through: messages with the same
-	// non-zero Epoch came, in inbox order, through a consumer that no other worker read from
-	// while it existed. 0 means no such promise (the message was read, or shared).
-	Epoch uint64
-
-	Ack func() error              `json:"-"`
-	Nak func(time.Duration) error `json:"-"`
 }
 
 // StartRequest creates an instance.
@@ -229,6 +322,9 @@ type TaskResult struct {
 	Failure    *history.Failure `json:"failure,omitempty"`
 	// SubOrchestration marks the result of a sub-orchestration rather than an activity.
 	SubOrchestration bool `json:"subOrchestration,omitempty"`
+	// Rewind is the task's ActivityTask.Rewind (or ParentRef.Rewind): a task run again by a
+	// rewind reports a result of its own.
+	Rewind int `json:"rewind,omitempty"`
 }
 
 // TimerFired is the body of a timer message.
@@ -266,44 +362,10 @@ type Instance struct {
 	Waiting      *history.Waiting      `json:"waitingFor,omitempty"`
 	Parent       *history.ParentRef    `json:"parent,omitempty"`
 
-	// Bookkeeping of the engine.
+	// StartID identifies the start request of the current generation.
 	StartID    string `json:"startId,omitempty"`
 	Generation uint64 `json:"generation"`
-	FirstTurn  uint64 `json:"firstTurn"` // first turn of the current generation
-	Turn       uint64 `json:"turn"`      // last turn reflected in this state
-	LastSeq    uint64 `json:"lastSeq"`   // last inbox message applied
-
-	// Revision is the storage revision this state was read at (not stored).
-	Revision uint64 `json:"-"`
-}
-
-// Snapshot is what LoadInstance returns.
-type Snapshot struct {
-	// Instance is nil if the instance does not exist.
-	Instance *Instance
-	// Turns are the committed turns of the current generation, in order. Those with a Number
-	// above Instance.Turn were committed but may not have been published.
-	Turns []*Turn
-}
-
-// Turn is one committed step of an instance: the events it appended, the tasks it scheduled and
-// the state it leaves.
-type Turn struct {
-	InstanceID string `json:"instanceId"`
-	Number     uint64 `json:"turn"`
-	// Reset starts a new generation: the history before this turn no longer counts.
-	Reset   bool             `json:"reset,omitempty"`
-	LastSeq uint64           `json:"lastSeq"`
-	Events  []history.Event  `json:"events"`
-	Actions []history.Action `json:"actions,omitempty"`
-	// Generation the turn belongs to; actions are tagged with it.
-	Generation uint64 `json:"generation"`
-	// Messages are sent to other instances after the commit (a sub-orchestration's result).
-	Messages []Message `json:"messages,omitempty"`
-	// PrevFirstTurn, on a Reset turn, is where the previous generation's history began, so
-	// that it can be deleted.
-	PrevFirstTurn uint64 `json:"prevFirstTurn,omitempty"`
-	// State is the instance's state after the turn. Its Input is set on Reset turns only; other
-	// turns keep the stored input.
-	State Instance `json:"state"`
+	// Version changes with every completion committed for the instance; 0 until the first.
+	// It lets a worker tell whether an instance it holds in memory is the stored one.
+	Version uint64 `json:"-"`
 }

@@ -4,41 +4,66 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
 
-// runActivity runs one activity task and sends its result to the instance.
-func (w *Worker) runActivity(ctx context.Context, task backend.ActivityTask) error {
+// activityLoop runs one activity after another until the backend stops delivering.
+func (w *Worker) activityLoop(ctx context.Context, names []string) error {
+	for {
+		item, err := w.b.NextActivityWorkItem(ctx, names)
+		if err != nil {
+			return fmt.Errorf("next activity work item: %w", err)
+		}
+		w.runActivity(ctx, item)
+	}
+}
+
+// runActivity runs one activity task and completes its work item with the result.
+func (w *Worker) runActivity(ctx context.Context, item *backend.ActivityWorkItem) {
 	w.stats.activities.Add(1)
-	result := backend.TaskResult{Generation: task.Generation, TaskID: task.TaskID}
+	task := item.Task
+	log := w.log.With().Str(fieldInstance, task.InstanceID).Str("activity", task.Name).Logger()
+	result := w.activityResult(ctx, task)
+	if ctx.Err() != nil {
+		// Shutting down: another worker runs it.
+		if err := w.b.AbandonActivityWorkItem(context.WithoutCancel(ctx), item, 0); err != nil {
+			log.Warn().Err(err).Msg("handing back an activity")
+		}
+		return
+	}
+	if err := w.b.CompleteActivityWorkItem(ctx, item, result); err != nil {
+		log.Warn().Err(err).Msg("activity result not delivered; the task runs again")
+		if err := w.b.AbandonActivityWorkItem(context.WithoutCancel(ctx), item, time.Second); err != nil {
+			log.Warn().Err(err).Msg("handing back an activity")
+		}
+	}
+}
+
+// activityResult runs the task's activity and returns its outcome.
+func (w *Worker) activityResult(ctx context.Context, task backend.ActivityTask) backend.TaskResult {
+	var result backend.TaskResult
 	fn, ok := w.reg.Activity(task.Name)
 	if !ok {
 		result.Failure = &history.Failure{Type: "NotRegistered", Message: fmt.Sprintf("activity %q is not registered", task.Name)}
-	} else {
-		actx := durable.WithActivityInfo(ctx, durable.ActivityInfo{InstanceID: task.InstanceID, Name: task.Name, TaskID: task.TaskID, Generation: task.Generation})
-		out, err := callActivity(actx, fn, task.Input)
-		if err == nil {
-			result.Result, err = json.Marshal(out)
-			if err == nil && len(result.Result) > w.opts.maxPayload {
-				err = fmt.Errorf("result of %d bytes: %w (limit %d)", len(result.Result), ErrPayloadTooLarge, w.opts.maxPayload)
-			}
-		}
-		if err != nil {
-			result.Result = nil
-			result.Failure = &history.Failure{Type: durable.FailureType(err), Message: err.Error()}
+		return result
+	}
+	actx := durable.WithActivityInfo(ctx, durable.ActivityInfo{InstanceID: task.InstanceID, Name: task.Name, TaskID: task.TaskID, Generation: task.Generation})
+	out, err := callActivity(actx, fn, task.Input)
+	if err == nil {
+		result.Result, err = json.Marshal(out)
+		if err == nil && len(result.Result) > w.opts.maxPayload {
+			err = fmt.Errorf("result of %d bytes: %w (limit %d)", len(result.Result), ErrPayloadTooLarge, w.opts.maxPayload)
 		}
 	}
-	data, _ := json.Marshal(result)
-	if ctx.Err() != nil {
-		return ctx.Err() // shutting down: let another worker run it
+	if err != nil {
+		result.Result = nil
+		result.Failure = &history.Failure{Type: durable.FailureType(err), Message: err.Error()}
 	}
-	return w.b.Send(ctx, backend.Message{
-		InstanceID: task.InstanceID, Kind: backend.KindResult, Data: data,
-		MsgID: fmt.Sprintf("result:%s:%d:%d", task.InstanceID, task.Generation, task.TaskID) + rewindSuffix(task.Rewind),
-	})
+	return result
 }
 
 func callActivity(ctx context.Context, fn durable.ActivityFunc, input json.RawMessage) (out any, err error) {

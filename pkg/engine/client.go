@@ -38,11 +38,11 @@ type Page = backend.Page
 
 // Client starts and manages instances. It is safe for concurrent use.
 type Client struct {
-	b backend.Backend
+	b backend.ClientBackend
 }
 
 // NewClient returns a client over b.
-func NewClient(b backend.Backend) *Client { return &Client{b: b} }
+func NewClient(b backend.ClientBackend) *Client { return &Client{b: b} }
 
 // StartOption configures ScheduleNew.
 type StartOption func(*backend.StartRequest) error

@@ -1,22 +1,10 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/rs/zerolog"
 )
-
-// ErrInjectedCrash is returned by a FaultHooks function to make the worker stop a turn on the
-// spot, as if its process died there: nothing after that step is done, nothing is acked.
-var ErrInjectedCrash = errors.New("injected crash")
-
-// FaultHooks let tests stop a turn between its steps. A hook returning an error (normally
-// ErrInjectedCrash) abandons the turn at that point.
-type FaultHooks struct {
-	AfterCommit  func(instanceID string, turn uint64) error
-	AfterPublish func(instanceID string, turn uint64) error
-}
 
 // WorkerOption configures a Worker.
 type WorkerOption func(*workerOptions) error
@@ -28,9 +16,33 @@ type workerOptions struct {
 	maxBatch         int
 	maxPayload       int
 	poisonAfter      uint64
-	hooks            FaultHooks
-	noActivities     bool
-	noOrchestrations bool
+	// activityConcurrency is how many activities run at once.
+	activityConcurrency int
+	noActivities        bool
+	noOrchestrations    bool
+}
+
+// Defaults of the worker options.
+const (
+	DefaultCacheSize           = 10000
+	DefaultConcurrency         = 64
+	DefaultActivityConcurrency = 64
+	DefaultMaxBatch            = 500
+	// DefaultPoisonAfter is how many deliveries of a message a worker tries before it
+	// dead-letters the message.
+	DefaultPoisonAfter = 50
+)
+
+func defaultWorkerOptions() workerOptions {
+	return workerOptions{
+		log:                 zerolog.Nop(),
+		cacheSize:           DefaultCacheSize,
+		concurrency:         DefaultConcurrency,
+		activityConcurrency: DefaultActivityConcurrency,
+		maxBatch:            DefaultMaxBatch,
+		maxPayload:          1 << 20,
+		poisonAfter:         DefaultPoisonAfter,
+	}
 }
 
 // WithLogger sets the worker's logger (default: discard).
@@ -84,9 +96,15 @@ func WithMaxPayload(n int) WorkerOption {
 	}
 }
 
-// WithFaultHooks installs fault-injection hooks (tests only).
-func WithFaultHooks(h FaultHooks) WorkerOption {
-	return func(o *workerOptions) error { o.hooks = h; return nil }
+// WithActivityConcurrency sets how many activities the worker runs at once (default 64).
+func WithActivityConcurrency(n int) WorkerOption {
+	return func(o *workerOptions) error {
+		if n < 1 {
+			return fmt.Errorf("activity concurrency must be >= 1, got %d", n)
+		}
+		o.activityConcurrency = n
+		return nil
+	}
 }
 
 // WithoutActivities makes the worker run orchestrations only.

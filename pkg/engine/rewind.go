@@ -59,11 +59,11 @@ func (e *statusError) Unwrap() error { return e.err }
 // in a turn of its own making: the generation's history is read and replayed without the
 // failures the rewind disregards, and the rewind event goes first into the turn. A rewind for an
 // instance that is not failed (a second rewind, one that raced a restart) is discarded.
-func (b *turnBuilder) addRewind(ctx context.Context, m backend.InboxMessage) bool {
+func (b *turnBuilder) addRewind(ctx context.Context, m backend.WorkMessage) bool {
 	w := b.w
-	log := w.log.With().Str(fieldInstance, b.id).Uint64(fieldSeq, m.Seq).Logger()
-	s := b.l.state
-	if b.start != nil || b.l.exec != nil || s == nil || s.Status != history.StatusFailed {
+	log := w.log.With().Str(fieldInstance, b.id).Logger()
+	s := b.state
+	if b.start != nil || b.exec != nil || s == nil || s.Status != history.StatusFailed {
 		status := "does not exist"
 		switch {
 		case b.start != nil:
@@ -73,10 +73,10 @@ func (b *turnBuilder) addRewind(ctx context.Context, m backend.InboxMessage) boo
 		}
 		log.Info().Msg("rewind discarded: the instance " + status)
 		w.stats.discarded.Add(1)
-		b.applied = append(b.applied, m)
+		b.applied++
 		return true
 	}
-	past, err := w.b.GetHistory(ctx, b.id)
+	past, err := w.b.OrchestrationHistory(ctx, b.item)
 	if err != nil {
 		b.err = err
 		return false
@@ -84,7 +84,7 @@ func (b *turnBuilder) addRewind(ctx context.Context, m backend.InboxMessage) boo
 	if len(past) == 0 {
 		log.Warn().Msg("rewind discarded: the failed instance has no history")
 		w.stats.discarded.Add(1)
-		b.applied = append(b.applied, m)
+		b.applied++
 		return true
 	}
 	reason := string(m.Data)
@@ -96,18 +96,9 @@ func (b *turnBuilder) addRewind(ctx context.Context, m backend.InboxMessage) boo
 	if err != nil {
 		log.Error().Err(err).Msg("replay for the rewind failed; the instance fails again")
 	}
-	b.l.exec = exec
+	b.exec = exec
 	b.events = append(b.events, ev)
-	b.applied = append(b.applied, m)
+	b.applied++
 	log.Info().Ints("tasks", ev.TaskIDs).Msg("rewinding")
 	return true
-}
-
-// rewindSuffix keeps the message ID of a result of a task scheduled again by rewind number n
-// apart from its first run's: ":r<n>" (natsjs does the same for the task).
-func rewindSuffix(n int) string {
-	if n == 0 {
-		return ""
-	}
-	return ":r" + strconv.Itoa(n)
 }

@@ -50,10 +50,8 @@ func (c *Client) StartWithEvent(ctx context.Context, name string, ev Event, opts
 		return "", fmt.Errorf("starting %s with event %q: data: %w", name, ev.Name, err)
 	}
 	req.Event = &backend.StartEvent{Name: ev.Name, Data: data, ID: ev.ID}
-	if lim, ok := c.b.(interface{ MaxPayload() int }); ok {
-		if n := len(req.Input) + len(data); n > lim.MaxPayload() {
-			return "", fmt.Errorf("starting %s with event %q: input and event data of %d bytes: %w (limit %d)", name, ev.Name, n, ErrPayloadTooLarge, lim.MaxPayload())
-		}
+	if n, limit := len(req.Input)+len(data), c.b.MaxPayload(); n > limit {
+		return "", fmt.Errorf("starting %s with event %q: input and event data of %d bytes: %w (limit %d)", name, ev.Name, n, ErrPayloadTooLarge, limit)
 	}
 	if err := c.b.CreateInstance(ctx, req); err != nil && !errors.Is(err, ErrInstanceExists) {
 		return "", err
@@ -95,11 +93,11 @@ func startEvent(now time.Time, ev *backend.StartEvent) history.Event {
 // addStartEvent takes a start-with-event message for an instance with a running generation: the
 // start is ignored and the event raised on that generation. The message begins its turn (see
 // add), so the generation cannot end in this turn before the event.
-func (b *turnBuilder) addStartEvent(m backend.InboxMessage, req *backend.StartRequest) bool {
+func (b *turnBuilder) addStartEvent(m backend.WorkMessage, req *backend.StartRequest) bool {
 	b.w.log.Debug().Str(fieldInstance, b.id).Str("start_id", req.StartID).Str(fieldEvent, req.Event.Name).
 		Msg("start-with-event for an instance that is running: start ignored, event raised")
 	b.events = append(b.events, startEvent(b.now, req.Event))
-	b.applied = append(b.applied, m)
+	b.applied++
 	b.bytes += len(m.Data)
 	return true
 }

@@ -82,6 +82,9 @@ type ParentRef struct {
 	InstanceID string `json:"instanceId"`
 	Generation uint64 `json:"generation"`
 	TaskID     int    `json:"taskId"`
+	// Rewind is the rewind that scheduled the sub-orchestration again (Action.Rewind), 0 for
+	// its first run.
+	Rewind int `json:"rewind,omitempty"`
 }
 
 // RuntimeStatus is an instance's status, named as in Durable Functions.

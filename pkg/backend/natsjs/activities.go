@@ -1,10 +1,13 @@
 package natsjs
 
-// Activity tasks: one durable consumer per activity name, shared by every worker that runs it.
+// Activity work items: one durable consumer per activity name, shared by every worker that runs
+// it. While an item is out, its task's ack deadline is extended, so a long activity is not
+// delivered again while it runs.
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -14,9 +17,55 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 )
 
-// ConsumeActivities implements backend.Backend.
-func (b *Backend) ConsumeActivities(ctx context.Context, names []string, handle func(context.Context, backend.ActivityTask) error) error {
-	if len(names) == 0 {
+// activityItems hands out activity work items.
+type activityItems struct {
+	b       *Backend
+	start   sync.Once
+	names   []string
+	tasks   chan *backend.ActivityWorkItem
+	stopped chan struct{} // closed when delivery has ended
+	stopErr error         // why, set before stopped is closed
+}
+
+// activityToken is the backend's record of an activity item it handed out.
+type activityToken struct {
+	msg      jetstream.Msg
+	mu       sync.Mutex
+	done     bool
+	stopBeat chan struct{}
+}
+
+func newActivityItems(b *Backend) *activityItems {
+	return &activityItems{b: b, tasks: make(chan *backend.ActivityWorkItem), stopped: make(chan struct{})}
+}
+
+// NextActivityWorkItem implements backend.WorkerBackend.
+func (b *Backend) NextActivityWorkItem(ctx context.Context, names []string) (*backend.ActivityWorkItem, error) {
+	a := b.activities
+	a.start.Do(func() { a.names = names; go a.deliver(ctx) })
+	select {
+	case item := <-a.tasks:
+		return item, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-a.stopped:
+		return nil, a.stopErr
+	}
+}
+
+// deliver consumes the tasks of the activities until ctx ends.
+func (a *activityItems) deliver(ctx context.Context) {
+	err := a.consume(ctx)
+	if err == nil {
+		err = ctx.Err()
+	}
+	a.stopErr = err
+	close(a.stopped)
+}
+
+func (a *activityItems) consume(ctx context.Context) error {
+	b := a.b
+	if len(a.names) == 0 {
 		<-ctx.Done()
 		return nil
 	}
@@ -24,21 +73,13 @@ func (b *Backend) ConsumeActivities(ctx context.Context, names []string, handle 
 	if err != nil {
 		return fmt.Errorf("opening stream %s: %w", b.names.ActivityStream(), err)
 	}
-	sem := make(chan struct{}, b.opts.activityWorkers)
-	var running sync.WaitGroup
-	var closing sync.Mutex // guards stopped; orders the callbacks' running.Add before the shutdown's Wait
 	var consumers []jetstream.ConsumeContext
-	stopped := false
 	defer func() {
-		closing.Lock()
-		stopped = true
-		closing.Unlock()
 		for _, cc := range consumers {
 			cc.Stop()
 		}
-		running.Wait()
 	}()
-	for _, name := range names {
+	for _, name := range a.names {
 		nameTok, err := EncodeToken(name)
 		if err != nil {
 			return fmt.Errorf("activity name: %w", err)
@@ -57,25 +98,7 @@ func (b *Backend) ConsumeActivities(ctx context.Context, names []string, handle 
 		if err != nil {
 			return fmt.Errorf("creating consumer for activity %q: %w", name, err)
 		}
-		cc, err := cons.Consume(func(msg jetstream.Msg) {
-			closing.Lock()
-			if stopped || ctx.Err() != nil {
-				closing.Unlock()
-				return // shutting down: the task is redelivered to another worker
-			}
-			running.Add(1) // under the lock, so it never races with the Wait at shutdown
-			closing.Unlock()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				running.Done()
-				return
-			}
-			go func() {
-				defer func() { <-sem; running.Done() }()
-				b.runActivity(ctx, msg, handle)
-			}()
-		}, jetstream.PullMaxMessages(b.opts.activityWorkers))
+		cc, err := cons.Consume(func(msg jetstream.Msg) { a.hand(ctx, msg) }, jetstream.PullMaxMessages(b.opts.activityWorkers))
 		if err != nil {
 			return fmt.Errorf("consuming activity %q: %w", name, err)
 		}
@@ -85,11 +108,13 @@ func (b *Backend) ConsumeActivities(ctx context.Context, names []string, handle 
 	return nil
 }
 
-func (b *Backend) runActivity(ctx context.Context, msg jetstream.Msg, handle func(context.Context, backend.ActivityTask) error) {
+// hand turns a task message into a work item and waits for a worker to take it; a task that
+// cannot be decoded is dead-lettered. When ctx ends first, the task is left to its ack wait.
+func (a *activityItems) hand(ctx context.Context, msg jetstream.Msg) {
+	b := a.b
 	var task backend.ActivityTask
-	md, _ := msg.Metadata()
 	var seq uint64
-	if md != nil {
+	if md, err := msg.Metadata(); err == nil {
 		seq, task.Attempt = md.Sequence.Stream, md.NumDelivered
 	}
 	if err := json.Unmarshal(msg.Data(), &task); err != nil || task.InstanceID == "" || task.TaskID == 0 {
@@ -98,30 +123,81 @@ func (b *Backend) runActivity(ctx context.Context, msg jetstream.Msg, handle fun
 			reason += ": " + err.Error()
 		}
 		if err := b.deadLetter(ctx, "activity", msg.Subject(), seq, msg.Data(), reason); err == nil {
-			msg.Ack()
+			a.ack(msg, task.InstanceID)
 		}
 		return
 	}
-	// Heartbeats keep a long activity from being redelivered while it runs.
-	done := make(chan struct{})
-	go func() {
-		tick := time.NewTicker(b.opts.activityAckWait / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				msg.InProgress()
-			}
+	tok := &activityToken{msg: msg, stopBeat: make(chan struct{})}
+	select {
+	case a.tasks <- &backend.ActivityWorkItem{Task: task, Token: tok}:
+		go a.heartbeat(tok)
+	case <-ctx.Done():
+	}
+}
+
+// heartbeat extends the task's ack deadline until its item is completed or abandoned.
+func (a *activityItems) heartbeat(tok *activityToken) {
+	tick := time.NewTicker(a.b.opts.activityAckWait / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tok.stopBeat:
+			return
+		case <-tick.C:
+			_ = tok.msg.InProgress()
 		}
-	}()
-	err := handle(ctx, task)
-	close(done)
+	}
+}
+
+// finish ends an item once; it reports false if it had ended already.
+func (tok *activityToken) finish() bool {
+	tok.mu.Lock()
+	defer tok.mu.Unlock()
+	if tok.done {
+		return false
+	}
+	tok.done = true
+	close(tok.stopBeat)
+	return true
+}
+
+// CompleteActivityWorkItem implements backend.WorkerBackend. The result is published with a
+// message ID derived from the task, so a result sent twice is stored once.
+func (b *Backend) CompleteActivityWorkItem(ctx context.Context, item *backend.ActivityWorkItem, result backend.TaskResult) error {
+	tok, ok := item.Token.(*activityToken)
+	if !ok {
+		return errors.New("completing an activity: not a work item of this backend")
+	}
+	task := item.Task
+	result.Generation, result.TaskID, result.Rewind = task.Generation, task.TaskID, task.Rewind
+	err := b.Send(ctx, backend.Message{InstanceID: task.InstanceID, Kind: backend.KindResult, Data: mustJSON(result)})
 	if err != nil {
-		b.log.Warn().Err(err).Str("activity", task.Name).Msg("activity result not delivered; redelivering")
-		msg.NakWithDelay(time.Second)
-		return
+		return fmt.Errorf("sending the result of activity %q to %q: %w", task.Name, task.InstanceID, err)
 	}
-	msg.Ack()
+	if tok.finish() {
+		b.activities.ack(tok.msg, task.InstanceID)
+	}
+	return nil
+}
+
+// AbandonActivityWorkItem implements backend.WorkerBackend.
+func (b *Backend) AbandonActivityWorkItem(ctx context.Context, item *backend.ActivityWorkItem, delay time.Duration) error {
+	tok, ok := item.Token.(*activityToken)
+	if !ok {
+		return errors.New("abandoning an activity: not a work item of this backend")
+	}
+	if !tok.finish() {
+		return nil
+	}
+	if err := tok.msg.NakWithDelay(delay); err != nil {
+		return fmt.Errorf("handing back activity %q of %q: %w", item.Task.Name, item.Task.InstanceID, err)
+	}
+	return nil
+}
+
+func (a *activityItems) ack(msg jetstream.Msg, instanceID string) {
+	if err := msg.Ack(); err != nil {
+		a.b.ackErrors.Add(1)
+		a.b.log.Warn().Err(err).Str(fieldInstance, instanceID).Msg("ack of an activity task failed; it may run again")
+	}
 }

@@ -40,15 +40,15 @@ func (b *Backend) CreateInstance(ctx context.Context, req backend.StartRequest) 
 	}
 	key := b.names.StateKey(idTok)
 	for {
-		cur, err := b.GetInstance(ctx, req.InstanceID)
+		cur, err := b.readState(ctx, req.InstanceID)
 		switch {
-		case errors.Is(err, backend.ErrInstanceNotFound):
+		case err != nil:
+			return err
+		case cur == nil:
 			pending := pendingState(nil, req)
 			if _, err := b.state.Create(ctx, key, mustJSON(pending)); err == nil || !isRevisionConflict(err) {
 				return wrapf(err, "creating state of %q", req.InstanceID)
 			}
-		case err != nil:
-			return err
 		case cur.StartID == req.StartID:
 			return nil
 		case cur.Status.IsTerminal():
@@ -64,13 +64,13 @@ func (b *Backend) CreateInstance(ctx context.Context, req backend.StartRequest) 
 
 // pendingState is the state of an instance that is about to start; it keeps the bookkeeping of
 // a previous, ended generation so that the worker can find where its history ends.
-func pendingState(prev *backend.Instance, req backend.StartRequest) *backend.Instance {
-	s := &backend.Instance{}
+func pendingState(prev *storedState, req backend.StartRequest) *storedState {
+	s := &storedState{}
 	if prev != nil {
 		s.Generation, s.FirstTurn, s.Turn, s.LastSeq = prev.Generation, prev.FirstTurn, prev.Turn, prev.LastSeq
 	}
 	s.ID, s.Name, s.Input, s.StartID, s.Parent = req.InstanceID, req.Name, req.Input, req.StartID, req.Parent
-	s.Status = "Pending"
+	s.Status = history.StatusPending
 	s.CreatedAt, s.UpdatedAt = req.Time, req.Time
 	return s
 }
@@ -88,7 +88,7 @@ func (b *Backend) Send(ctx context.Context, m backend.Message) error {
 		return err
 	}
 	var err2 error
-	if m.MsgID != "" {
+	if msg.Header.Get(jetstream.MsgIDHeader) != "" {
 		err2 = retry(ctx, publish) // deduplicated by its ID: safe to repeat
 	} else {
 		err2 = publish(ctx)
@@ -117,7 +117,14 @@ func (b *Backend) instanceMsg(m backend.Message) (*nats.Msg, error) {
 	}
 	msg := nats.NewMsg(subject)
 	msg.Data = m.Data
-	if m.MsgID != "" {
+	switch {
+	case m.Kind == backend.KindResult:
+		var r backend.TaskResult
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			return nil, fmt.Errorf("result for %q: %w: %v", m.InstanceID, backend.ErrBadPayload, err)
+		}
+		msg.Header.Set(jetstream.MsgIDHeader, resultMsgID(idTok, &r))
+	case m.Kind == backend.KindEvent && m.MsgID != "":
 		msg.Header.Set(jetstream.MsgIDHeader, m.MsgID)
 	}
 	return msg, nil
@@ -125,33 +132,34 @@ func (b *Backend) instanceMsg(m backend.Message) (*nats.Msg, error) {
 
 // GetInstance implements backend.Backend.
 func (b *Backend) GetInstance(ctx context.Context, id string) (*backend.Instance, error) {
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	idTok, err := b.idToken(id)
+	s, err := b.readState(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	var entry jetstream.KeyValueEntry
-	err = retry(ctx, func(ctx context.Context) (err error) {
-		entry, err = b.state.Get(ctx, b.names.StateKey(idTok))
-		return err
-	})
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	if s == nil {
 		return nil, fmt.Errorf("%q: %w", id, backend.ErrInstanceNotFound)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading state of %q: %w", id, err)
-	}
-	return decodeState(entry)
+	inst := s.instance()
+	return &inst, nil
 }
 
-func decodeState(entry jetstream.KeyValueEntry) (*backend.Instance, error) {
-	var s backend.Instance
+func decodeState(entry jetstream.KeyValueEntry) (*storedState, error) {
+	var s storedState
 	if err := json.Unmarshal(entry.Value(), &s); err != nil {
 		return nil, fmt.Errorf("decoding state %s: %w", entry.Key(), err)
 	}
 	s.Revision = entry.Revision()
 	return &s, nil
+}
+
+// decodeInstance decodes a state bucket entry into the queryable state.
+func decodeInstance(entry jetstream.KeyValueEntry) (*backend.Instance, error) {
+	s, err := decodeState(entry)
+	if err != nil {
+		return nil, err
+	}
+	inst := s.instance()
+	return &inst, nil
 }
 
 // WatchInstance implements backend.Backend.
@@ -171,7 +179,7 @@ func (b *Backend) WatchInstance(ctx context.Context, id string) (<-chan *backend
 			break
 		}
 		if entry.Operation() == jetstream.KeyValuePut {
-			first, _ = decodeState(entry)
+			first, _ = decodeInstance(entry)
 		}
 	}
 	if first == nil {
@@ -200,7 +208,7 @@ func (b *Backend) WatchInstance(ctx context.Context, id string) (<-chan *backend
 				if entry == nil || entry.Operation() != jetstream.KeyValuePut {
 					continue
 				}
-				s, err := decodeState(entry)
+				s, err := decodeInstance(entry)
 				if err != nil {
 					continue
 				}
@@ -215,17 +223,41 @@ func (b *Backend) WatchInstance(ctx context.Context, id string) (<-chan *backend
 	return out, nil
 }
 
-// GetHistory implements backend.Backend.
+// GetHistory implements backend.Backend. It includes turns committed beyond the state (whose
+// state a worker is about to store).
 func (b *Backend) GetHistory(ctx context.Context, id string) ([]history.Event, error) {
-	snap, err := b.load(ctx, id, true, true)
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	s, err := b.readState(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if snap.Instance == nil {
+	if s == nil {
 		return nil, fmt.Errorf("%q: %w", id, backend.ErrInstanceNotFound)
 	}
+	idTok, _ := b.idToken(id)
+	first := max(s.FirstTurn, 1)
+	var turns []*turnRecord
+	if s.Turn >= first {
+		if turns, err = b.readTurns(ctx, idTok, first, s.Turn); err != nil {
+			return nil, err
+		}
+	}
+	for n := max(s.Turn+1, first); ; n++ {
+		t, err := b.getTurn(ctx, idTok, n)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if t.Reset {
+			turns = nil
+		}
+		turns = append(turns, t)
+	}
 	var events []history.Event
-	for _, t := range snap.Turns {
+	for _, t := range turns {
 		events = append(events, t.Events...)
 	}
 	return events, nil
@@ -235,9 +267,12 @@ func (b *Backend) GetHistory(ctx context.Context, id string) ([]history.Event, e
 func (b *Backend) PurgeInstance(ctx context.Context, id string) error {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	cur, err := b.GetInstance(ctx, id)
+	cur, err := b.readState(ctx, id)
 	if err != nil {
 		return err
+	}
+	if cur == nil {
+		return fmt.Errorf("purging %q: %w", id, backend.ErrInstanceNotFound)
 	}
 	if !cur.Status.IsTerminal() {
 		return fmt.Errorf("purging %q: %w (status %s)", id, backend.ErrInstanceNotEnded, cur.Status)

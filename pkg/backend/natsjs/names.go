@@ -423,3 +423,22 @@ func rewindSuffix(n int) string {
 	}
 	return ":r" + strconv.Itoa(n)
 }
+
+// Message IDs (Nats-Msg-Id) of what jetflow publishes, so that JetStream drops a repeated publish
+// within its duplicate window:
+//   - activity task: <idTok>:<generation>:<taskId>[:r<n>];
+//   - sub-orchestration start: start:<startId>, where a child's startId is
+//     <parentIdTok>:<generation>:<taskId>[:r<n>];
+//   - task result (of an activity or a sub-orchestration), sent to the instance that scheduled
+//     the task: result:<idTok>:<generation>:<taskId>[:r<n>];
+//   - an event: its event ID, if it has one.
+
+// taskMsgID is the message ID of an activity task, and the start ID of a sub-orchestration.
+func taskMsgID(idTok string, generation uint64, taskID, rewind int) string {
+	return fmt.Sprintf("%s:%d:%d", idTok, generation, taskID) + rewindSuffix(rewind)
+}
+
+// resultMsgID is the message ID of a task result sent to instance idTok.
+func resultMsgID(idTok string, r *backend.TaskResult) string {
+	return "result:" + taskMsgID(idTok, r.Generation, r.TaskID, r.Rewind)
+}

@@ -31,6 +31,9 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 )
 
+// fieldInstance is the log field of an instance ID.
+const fieldInstance = "instance_id"
+
 // Header names jetflow reads on instance messages.
 const (
 	// HeaderEventID carries a raised event's deduplication ID (Nats-Msg-Id works too).
@@ -54,9 +57,14 @@ type Backend struct {
 	direct *directGets
 	// partitions is the instance stream's partition count.
 	partitions int
-	// epochs numbers the partition ownerships this backend takes, so that InboxMessage.Epoch
+	// epochs numbers the partition ownerships this backend takes, so that inboxMessage.epoch
 	// is unique per exclusive consumer.
 	epochs atomic.Uint64
+	// items hands out orchestration work items; activities, activity work items.
+	items      *workItems
+	activities *activityItems
+	// ackErrors counts acks the server did not confirm.
+	ackErrors atomic.Uint64
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -183,7 +191,10 @@ func newBackend(js jetstream.JetStream, opts []Option) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Backend{js: js, names: names, opts: o, log: o.log, direct: &directGets{nc: js.Conn()}}, nil
+	b := &Backend{js: js, names: names, opts: o, log: o.log, direct: &directGets{nc: js.Conn()}}
+	b.items = newWorkItems(b)
+	b.activities = newActivityItems(b)
+	return b, nil
 }
 
 var partitionRE = regexp.MustCompile(`\{\{\s*partition\(\s*(\d+)\s*,`)

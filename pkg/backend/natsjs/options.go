@@ -27,7 +27,6 @@ type options struct {
 	deadLetterAge   time.Duration
 	partitions      int
 	leaseTTL        time.Duration
-	sharedInbox     bool
 	log             zerolog.Logger
 }
 
@@ -149,14 +148,6 @@ func WithLeaseTTL(d time.Duration) Option {
 		o.leaseTTL = d
 		return nil
 	}
-}
-
-// WithSharedInbox makes every worker read every partition through one shared consumer, with no
-// ownership: messages of one instance may then go to several workers at once, and turns keep
-// inbox order by reading the inbox and by compare-and-set alone. It is slower, and exists to
-// exercise that safety net (it is what two owners at once during a handover rely on).
-func WithSharedInbox() Option {
-	return func(o *options) error { o.sharedInbox = true; return nil }
 }
 
 // WithLogger sets the logger (default: discard).

@@ -19,7 +19,7 @@ package natsjs
 //     delivered but not acked available again at once: a killed worker's instances move on
 //     after one lease TTL, not after an ack wait.
 //
-// Messages carry the epoch of the consumer they came through (InboxMessage.Epoch), which lets
+// Messages carry the epoch of the consumer they came through (inboxMessage.epoch), which lets
 // the engine skip reading the inbox for messages held elsewhere while its cached instance
 // stays in the same epoch. Two owners at once (a member wrongly thought dead) cost wasted
 // turns, never corruption: turns are committed with compare-and-set.
@@ -38,8 +38,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-
-	"github.com/jetflow-dev/jetflow/pkg/backend"
 )
 
 const (
@@ -87,7 +85,7 @@ type partitionSet struct {
 	kv      jetstream.KeyValue
 	member  string
 	started time.Time
-	handle  func(backend.InboxMessage)
+	handle  func(inboxMessage)
 	log     zerolog.Logger
 	ttl     time.Duration
 
@@ -98,13 +96,10 @@ type partitionSet struct {
 	lost   chan lostPartition
 }
 
-// ConsumeInbox implements backend.Backend: it takes part in sharing the partitions out and
-// delivers the messages of the partitions this call owns, until ctx ends; then it hands them
-// back so that other workers take over at once.
-func (b *Backend) ConsumeInbox(ctx context.Context, handle func(backend.InboxMessage)) error {
-	if b.opts.sharedInbox {
-		return b.consumeShared(ctx, handle)
-	}
+// consumeInbox takes part in sharing the partitions out and delivers the messages of the
+// partitions this worker owns, until ctx ends; then it hands them back so that other workers
+// take over at once.
+func (b *Backend) consumeInbox(ctx context.Context, handle func(inboxMessage)) error {
 	kv := b.leases
 	if kv == nil {
 		var err error
@@ -396,7 +391,7 @@ func (ps *partitionSet) consume(ctx context.Context, p int, epoch uint64) (*owne
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		m := b.inboxMessage(msg)
-		m.Epoch = epoch
+		m.epoch = epoch
 		ps.handle(m)
 	}, jetstream.PullMaxMessages(b.opts.fetchBatch), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
@@ -483,8 +478,8 @@ func (ps *partitionSet) releaseAll() {
 }
 
 // consumeShared delivers every instance message through one consumer shared by all workers
-// (WithSharedInbox).
-func (b *Backend) consumeShared(ctx context.Context, handle func(backend.InboxMessage)) error {
+// (testhooks.Hooks.SharedInbox).
+func (b *Backend) consumeShared(ctx context.Context, handle func(inboxMessage)) error {
 	cctx, cancel := withDefaultTimeout(ctx)
 	cons, err := b.inst.CreateOrUpdateConsumer(cctx, jetstream.ConsumerConfig{
 		Durable:        "shared",

@@ -17,24 +17,61 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
 
-func (b *Backend) inboxMessage(msg jetstream.Msg) backend.InboxMessage {
-	m := backend.InboxMessage{}
+// storedState is what the state bucket holds for an instance: its queryable state and where
+// its history stands.
+type storedState struct {
+	backend.Instance
+	FirstTurn uint64 `json:"firstTurn"` // first turn of the current generation
+	Turn      uint64 `json:"turn"`      // last turn reflected in this state
+	LastSeq   uint64 `json:"lastSeq"`   // last inbox message applied
+	// Revision is the bucket revision this state was read at (not stored).
+	Revision uint64 `json:"-"`
+}
+
+// instance returns the queryable state.
+func (s *storedState) instance() backend.Instance {
+	inst := s.Instance
+	inst.Version = s.Turn
+	return inst
+}
+
+// turnRecord is what the history bucket holds for one committed turn: the events it appended,
+// the tasks it scheduled and the state it leaves.
+type turnRecord struct {
+	InstanceID string `json:"instanceId"`
+	Number     uint64 `json:"turn"`
+	// Reset starts a new generation: the history before this turn no longer counts.
+	Reset   bool             `json:"reset,omitempty"`
+	LastSeq uint64           `json:"lastSeq"`
+	Events  []history.Event  `json:"events"`
+	Actions []history.Action `json:"actions,omitempty"`
+	// Generation the turn belongs to; actions are tagged with it.
+	Generation uint64 `json:"generation"`
+	// Messages are sent to other instances after the commit (a sub-orchestration's result).
+	Messages []backend.Message `json:"messages,omitempty"`
+	// PrevFirstTurn, on a Reset turn, is where the previous generation's history began, so
+	// that it can be deleted.
+	PrevFirstTurn uint64 `json:"prevFirstTurn,omitempty"`
+	// State is the instance's state after the turn. Its Input is stored on Reset turns only.
+	State storedState `json:"state"`
+}
+
+func (b *Backend) inboxMessage(msg jetstream.Msg) inboxMessage {
+	m := inboxMessage{msg: msg}
 	m.Data = msg.Data()
-	m.Ack = msg.Ack
-	m.Nak = msg.NakWithDelay
 	if md, err := msg.Metadata(); err == nil {
-		m.Seq, m.Delivered, m.Time = md.Sequence.Stream, md.NumDelivered, md.Timestamp
+		m.seq, m.delivered = md.Sequence.Stream, md.NumDelivered
 	}
 	b.parseInto(&m, msg.Subject(), msg.Headers())
 	return m
 }
 
 // parseInto fills m from the stored subject and the headers of an instance message.
-func (b *Backend) parseInto(m *backend.InboxMessage, subject string, h nats.Header) {
-	m.Subject = b.names.PublishedSubject(subject)
+func (b *Backend) parseInto(m *inboxMessage, subject string, h nats.Header) {
+	m.subject = b.names.PublishedSubject(subject)
 	_, id, kind, name, err := b.names.ParseStoredSubject(subject)
 	if err != nil {
-		m.Err = err
+		m.err = err
 		return
 	}
 	m.InstanceID, m.Kind, m.EventName = id, backend.MessageKind(kind), name
@@ -46,38 +83,43 @@ func (b *Backend) parseInto(m *backend.InboxMessage, subject string, h nats.Head
 	}
 }
 
-// LoadInstance implements backend.Backend.
-func (b *Backend) LoadInstance(ctx context.Context, id string, beyond bool) (*backend.Snapshot, error) {
-	return b.load(ctx, id, false, beyond)
-}
-
-// load reads an instance's state and turns: those of its current generation if it is running
-// (or all is set), and, with beyond, those committed beyond its state.
-func (b *Backend) load(ctx context.Context, id string, all, beyond bool) (*backend.Snapshot, error) {
+// readState reads an instance's stored state; nil if it does not exist.
+func (b *Backend) readState(ctx context.Context, id string) (*storedState, error) {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	snap := &backend.Snapshot{}
-	cur, err := b.GetInstance(ctx, id)
-	switch {
-	case errors.Is(err, backend.ErrInstanceNotFound):
-	case err != nil:
+	idTok, err := b.idToken(id)
+	if err != nil {
 		return nil, err
-	default:
-		snap.Instance = cur
 	}
-	idTok, _ := b.idToken(id)
-	first, last := uint64(1), uint64(0)
-	if cur != nil {
-		first, last = max(cur.FirstTurn, 1), cur.Turn
+	var entry jetstream.KeyValueEntry
+	err = retry(ctx, func(ctx context.Context) (err error) {
+		entry, err = b.state.Get(ctx, b.names.StateKey(idTok))
+		return err
+	})
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
 	}
-	// Turns first..last are known; probe for committed turns beyond the state.
-	var turns []*backend.Turn
-	if last >= first && (all || cur.Status == history.StatusRunning || cur.Status == history.StatusSuspended) {
-		if turns, err = b.readTurns(ctx, idTok, first, last); err != nil {
-			return nil, err
-		}
+	if err != nil {
+		return nil, fmt.Errorf("reading state of %q: %w", id, err)
 	}
-	for n := max(last+1, first); beyond; n++ {
+	return decodeState(entry)
+}
+
+// recover publishes the turns committed beyond s, whose tasks may not have been published (a
+// worker died between commit and publish), and returns the state they leave.
+func (b *Backend) recover(ctx context.Context, id string, s *storedState) (*storedState, error) {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	idTok, err := b.idToken(id)
+	if err != nil {
+		return nil, err
+	}
+	next := uint64(1)
+	if s != nil {
+		next = max(s.Turn+1, s.FirstTurn, 1)
+	}
+	last := uint64(0)
+	for n := next; ; n++ {
 		t, err := b.getTurn(ctx, idTok, n)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			break
@@ -85,16 +127,25 @@ func (b *Backend) load(ctx context.Context, id string, all, beyond bool) (*backe
 		if err != nil {
 			return nil, err
 		}
-		if t.Reset {
-			turns = nil
+		if s != nil {
+			if t.State.Input == nil {
+				t.State.Input = s.Input
+			}
+			t.State.Revision = s.Revision
 		}
-		turns = append(turns, t)
+		if s, err = b.publishTurn(ctx, t); err != nil {
+			return nil, fmt.Errorf("publishing recovered turn %d of %q: %w", n, id, err)
+		}
+		last = n
 	}
-	snap.Turns = turns
-	return snap, nil
+	if last > 0 && s.Turn > last {
+		// While we recovered, another worker published a newer turn: what we read is stale.
+		return nil, fmt.Errorf("recovering %q: turn %d published meanwhile: %w", id, s.Turn, backend.ErrConflict)
+	}
+	return s, nil
 }
 
-func (b *Backend) getTurn(ctx context.Context, idTok string, n uint64) (*backend.Turn, error) {
+func (b *Backend) getTurn(ctx context.Context, idTok string, n uint64) (*turnRecord, error) {
 	var entry jetstream.KeyValueEntry
 	err := retry(ctx, func(ctx context.Context) (err error) {
 		entry, err = b.hist.Get(ctx, b.names.HistoryKey(idTok, n))
@@ -106,8 +157,8 @@ func (b *Backend) getTurn(ctx context.Context, idTok string, n uint64) (*backend
 	return decodeTurn(entry.Value())
 }
 
-func decodeTurn(data []byte) (*backend.Turn, error) {
-	var t backend.Turn
+func decodeTurn(data []byte) (*turnRecord, error) {
+	var t turnRecord
 	if err := json.Unmarshal(data, &t); err != nil {
 		return nil, fmt.Errorf("decoding turn: %w", err)
 	}
@@ -115,8 +166,8 @@ func decodeTurn(data []byte) (*backend.Turn, error) {
 }
 
 // readTurns reads turns first..last: one get each for a few, one watcher for many.
-func (b *Backend) readTurns(ctx context.Context, idTok string, first, last uint64) ([]*backend.Turn, error) {
-	var turns []*backend.Turn
+func (b *Backend) readTurns(ctx context.Context, idTok string, first, last uint64) ([]*turnRecord, error) {
+	var turns []*turnRecord
 	if last-first < 16 {
 		for n := first; n <= last; n++ {
 			t, err := b.getTurn(ctx, idTok, n)
@@ -152,10 +203,10 @@ func (b *Backend) readTurns(ctx context.Context, idTok string, first, last uint6
 	return turns, nil
 }
 
-// ReadInbox implements backend.Backend. It reads with batched direct gets (one request per
+// readInbox returns the instance's queued messages with after < seq < before, in order. It reads with batched direct gets (one request per
 // inboxReadBatch messages of the instance), so a turn pays one round trip to learn that no other
 // worker holds an earlier message of its instance.
-func (b *Backend) ReadInbox(ctx context.Context, id string, after, before uint64) ([]backend.InboxMessage, error) {
+func (b *Backend) readInbox(ctx context.Context, id string, after, before uint64) ([]inboxMessage, error) {
 	if before <= after+1 {
 		return nil, nil
 	}
@@ -166,7 +217,7 @@ func (b *Backend) ReadInbox(ctx context.Context, id string, after, before uint64
 		return nil, err
 	}
 	api := "$JS.API.DIRECT.GET." + b.names.InstanceStream()
-	var out []backend.InboxMessage
+	var out []inboxMessage
 	for seq := after + 1; ; {
 		req := mustJSON(directGetRequest{Seq: seq, NextFor: b.names.StoredInstanceFilter(idTok), Batch: inboxReadBatch})
 		replies, done, err := b.direct.request(api, req, inboxReadBatch)
@@ -195,7 +246,7 @@ func (b *Backend) ReadInbox(ctx context.Context, id string, after, before uint64
 
 // readBatch reads one batch of direct get replies up to its end marker, appending the messages
 // before seq `before` to out. It returns how many messages came and the last sequence.
-func (b *Backend) readBatch(ctx context.Context, replies <-chan *nats.Msg, before uint64, out *[]backend.InboxMessage) (int, uint64, error) {
+func (b *Backend) readBatch(ctx context.Context, replies <-chan *nats.Msg, before uint64, out *[]inboxMessage) (int, uint64, error) {
 	got, last := 0, uint64(0)
 	for {
 		msg, err := nextReply(ctx, replies)
@@ -214,11 +265,8 @@ func (b *Backend) readBatch(ctx context.Context, replies <-chan *nats.Msg, befor
 		if n == 0 || n >= before {
 			continue
 		}
-		m := backend.InboxMessage{Seq: n, Delivered: 1}
-		m.Time, _ = time.Parse(time.RFC3339Nano, msg.Header.Get(jetstream.TimeStampHeaer))
+		m := inboxMessage{seq: n, delivered: 1} // its delivery is acked by whoever holds it
 		m.Data = msg.Data
-		m.Ack = func() error { return nil } // its delivery is acked by whoever holds it
-		m.Nak = func(time.Duration) error { return nil }
 		b.parseInto(&m, msg.Header.Get(jetstream.SubjectHeader), msg.Header)
 		*out = append(*out, m)
 	}
@@ -234,8 +282,9 @@ type directGetRequest struct {
 	Batch   int    `json:"batch,omitempty"`
 }
 
-// CommitTurn implements backend.Backend.
-func (b *Backend) CommitTurn(ctx context.Context, turn *backend.Turn) error {
+// commitTurn stores a turn under its number; exactly one writer can store a given number, the
+// others get backend.ErrConflict.
+func (b *Backend) commitTurn(ctx context.Context, turn *turnRecord) error {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
 	idTok, err := b.idToken(turn.InstanceID)
@@ -262,8 +311,9 @@ func (b *Backend) CommitTurn(ctx context.Context, turn *backend.Turn) error {
 	return wrapf(err, "committing turn %d of %q", turn.Number, turn.InstanceID)
 }
 
-// PublishTurn implements backend.Backend.
-func (b *Backend) PublishTurn(ctx context.Context, turn *backend.Turn) (*backend.Instance, error) {
+// publishTurn publishes a committed turn's tasks and messages (idempotently: they carry message
+// IDs) and then stores the instance's state; it is repeated after a crash (recover).
+func (b *Backend) publishTurn(ctx context.Context, turn *turnRecord) (*storedState, error) {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
 	idTok, err := b.idToken(turn.InstanceID)
@@ -289,6 +339,24 @@ func (b *Backend) PublishTurn(ctx context.Context, turn *backend.Turn) (*backend
 		return nil, fmt.Errorf("publishing tasks of %q: %w", turn.InstanceID, err)
 	}
 	return b.saveState(ctx, idTok, turn)
+}
+
+// publishMessages publishes messages to instances, each with its message ID.
+func (b *Backend) publishMessages(ctx context.Context, messages []backend.Message) error {
+	if len(messages) == 0 {
+		return nil
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	msgs := make([]*nats.Msg, 0, len(messages))
+	for _, m := range messages {
+		msg, err := b.instanceMsg(m)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, msg)
+	}
+	return b.publishAll(ctx, msgs)
 }
 
 // publishChunk bounds the asynchronous publishes one turn has in flight, so that turns that
@@ -335,7 +403,7 @@ func (b *Backend) publishAll(ctx context.Context, msgs []*nats.Msg) error {
 	return nil
 }
 
-func (b *Backend) actionMsg(idTok string, turn *backend.Turn, a history.Action) (*nats.Msg, error) {
+func (b *Backend) actionMsg(idTok string, turn *turnRecord, a history.Action) (*nats.Msg, error) {
 	switch a.Kind {
 	case history.ActionActivity:
 		nameTok, err := EncodeToken(a.Name)
@@ -344,7 +412,7 @@ func (b *Backend) actionMsg(idTok string, turn *backend.Turn, a history.Action) 
 		}
 		msg := nats.NewMsg(b.names.ActivitySubject(nameTok))
 		msg.Data = mustJSON(backend.ActivityTask{InstanceID: turn.InstanceID, Generation: turn.Generation, TaskID: a.TaskID, Name: a.Name, Input: a.Input, Rewind: a.Rewind})
-		msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s:%d:%d", idTok, turn.Generation, a.TaskID)+rewindSuffix(a.Rewind))
+		msg.Header.Set(jetstream.MsgIDHeader, taskMsgID(idTok, turn.Generation, a.TaskID, a.Rewind))
 		return msg, nil
 	case history.ActionTimer:
 		// A scheduled message: the server publishes its body to the target when due. Schedules
@@ -361,8 +429,8 @@ func (b *Backend) actionMsg(idTok string, turn *backend.Turn, a history.Action) 
 		}
 		req := backend.StartRequest{
 			InstanceID: a.InstanceID, Name: a.Name, Input: a.Input, Time: turn.State.UpdatedAt,
-			StartID: fmt.Sprintf("%s:%d:%d", idTok, turn.Generation, a.TaskID) + rewindSuffix(a.Rewind),
-			Parent:  &history.ParentRef{InstanceID: turn.InstanceID, Generation: turn.Generation, TaskID: a.TaskID},
+			StartID: taskMsgID(idTok, turn.Generation, a.TaskID, a.Rewind),
+			Parent:  &history.ParentRef{InstanceID: turn.InstanceID, Generation: turn.Generation, TaskID: a.TaskID, Rewind: a.Rewind},
 		}
 		msg := nats.NewMsg(b.names.InstanceSubject(childTok, string(backend.KindStart)))
 		msg.Data = mustJSON(req)
@@ -373,7 +441,7 @@ func (b *Backend) actionMsg(idTok string, turn *backend.Turn, a history.Action) 
 }
 
 // saveState writes the turn's state unless a later turn's state is already there.
-func (b *Backend) saveState(ctx context.Context, idTok string, turn *backend.Turn) (*backend.Instance, error) {
+func (b *Backend) saveState(ctx context.Context, idTok string, turn *turnRecord) (*storedState, error) {
 	key := b.names.StateKey(idTok)
 	s := turn.State
 	rev := s.Revision
