@@ -23,6 +23,9 @@ type Hooks struct {
 	// AfterPublish runs once a turn's tasks are published and its state stored, before its
 	// messages are acked.
 	AfterPublish func(instanceID string, turn uint64) error
+	// BeforeRecover runs when a worker, reading an instance afresh, has found turns committed
+	// beyond its state (at turn stateTurn), before it publishes them.
+	BeforeRecover func(instanceID string, stateTurn uint64, beyond int)
 	// SharedInbox makes the worker read every instance message through one consumer shared by
 	// all workers, instead of owning partitions: two workers then race on one instance.
 	SharedInbox bool

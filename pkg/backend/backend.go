@@ -159,7 +159,7 @@ type OrchestrationCompletion struct {
 	Actions []history.Action
 	// Messages are sent to other instances after the commit (a sub-orchestration's result).
 	Messages []Message
-	// State is the instance's state after the events. Input is set on new generations only.
+	// State is the instance's state after the events.
 	State Instance
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/jetflow-dev/jetflow/internal/testhooks"
 	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
 	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
@@ -363,12 +364,11 @@ func runClusterFailover(t *testing.T, c clusterNodes) {
 		name := fmt.Sprintf("worker-%d", i+1)
 		nc, _, b := backendOn(i, name)
 		w, err := engine.NewWorker(b, reg,
-			engine.WithLogger(logger.With().Str("component", name).Logger()),
-			engine.WithFaultHooks(engine.FaultHooks{AfterCommit: commits.hook}))
+			engine.WithLogger(logger.With().Str("component", name).Logger()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		wctx, cancel := context.WithCancel(ctx)
+		wctx, cancel := context.WithCancel(testhooks.With(ctx, &testhooks.Hooks{AfterCommit: commits.hook}))
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -579,7 +579,7 @@ func clusterCheckOnce(e *env, ids []string) {
 		want := map[history.EventType]int{
 			history.ExecutionStarted: 1, history.TaskScheduled: 3, history.TaskCompleted: 3,
 			history.EventRaised: 1, history.TimerCreated: 1, history.TimerFired: 1,
-			history.ExecutionCompleted: 1, history.OrchestratorStarted: int(s.Turn),
+			history.ExecutionCompleted: 1, history.OrchestratorStarted: int(s.Version),
 		}
 		var problems []string
 		for typ, n := range want {
@@ -607,8 +607,8 @@ func clusterCheckOnce(e *env, ids []string) {
 		keys := turnKeys[id] // the IDs need no escaping
 		sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
 		for i, k := range keys {
-			if k != uint64(i+1) || len(keys) != int(s.Turn) {
-				problems = append(problems, fmt.Sprintf("committed turns %v, want 1..%d", keys, s.Turn))
+			if k != uint64(i+1) || len(keys) != int(s.Version) {
+				problems = append(problems, fmt.Sprintf("committed turns %v, want 1..%d", keys, s.Version))
 				break
 			}
 		}

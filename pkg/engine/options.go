@@ -10,12 +10,12 @@ import (
 type WorkerOption func(*workerOptions) error
 
 type workerOptions struct {
-	log              zerolog.Logger
-	cacheSize        int
-	concurrency      int
-	maxBatch         int
-	maxPayload       int
-	poisonAfter      uint64
+	log         zerolog.Logger
+	cacheSize   int
+	concurrency int
+	maxBatch    int
+	maxPayload  int
+	poisonAfter uint64
 	// activityConcurrency is how many activities run at once.
 	activityConcurrency int
 	noActivities        bool

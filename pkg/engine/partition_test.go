@@ -185,21 +185,25 @@ func TestKilledWorkersPartitionsMoveOn(t *testing.T) {
 // 0's owner dead-letters it rather than leaving it in the stream.
 func TestStrayInstanceSubjectIsDeadLettered(t *testing.T) {
 	e := newEnv(t)
-	w, _ := e.startWorker(approvalRegistry(t))
+	e.startWorker(approvalRegistry(t))
 	ctx := context.Background()
 	if _, err := e.js.Publish(ctx, "jetflow.inst.lonely", []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
-	natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-		if d := w.Stats().DeadLettered; d != 1 {
-			return fmt.Errorf("%d dead letters", d)
-		}
-		return nil
-	})
 	dlq, err := e.js.Stream(ctx, e.b.Names().DeadLetterStream())
 	if err != nil {
 		t.Fatal(err)
 	}
+	natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		info, err := dlq.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs != 1 {
+			return fmt.Errorf("%d dead letters", info.State.Msgs)
+		}
+		return nil
+	})
 	msg, err := dlq.GetLastMsgForSubject(ctx, "jetflow.dlq.inbox")
 	if err != nil {
 		t.Fatal(err)

@@ -123,7 +123,7 @@ func TestRewindFailedInstance(t *testing.T) {
 	if err := e.client.Rewind(ctx, other, "again"); err != nil {
 		t.Fatal(err)
 	}
-	s = e.waitFor(other, "failed again", func(s *engine.Status) bool { return s.Turn > before.Turn && s.Status.IsTerminal() })
+	s = e.waitFor(other, "failed again", func(s *engine.Status) bool { return s.Version > before.Version && s.Status.IsTerminal() })
 	if s.Status != history.StatusFailed || s.Failure == nil || s.Failure.Message != "always fails" {
 		t.Errorf("FailsAlways after rewind: %s %v", s.Status, s.Failure)
 	}

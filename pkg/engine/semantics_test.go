@@ -79,8 +79,8 @@ func TestTenThousandEventHistory(t *testing.T) {
 		t.Fatalf("history has %d EventRaised, want %d", raised, n)
 	}
 	// Batching: far fewer turns than events.
-	if s.Turn > n/10 {
-		t.Fatalf("%d turns for %d events: messages were not batched", s.Turn, n)
+	if s.Version > n/10 {
+		t.Fatalf("%d turns for %d events: messages were not batched", s.Version, n)
 	}
 }
 
@@ -239,8 +239,8 @@ func TestFanInIsBatched(t *testing.T) {
 	if string(s.Output) != "328350" {
 		t.Fatalf("output %s", s.Output)
 	}
-	if s.Turn >= 100 {
-		t.Fatalf("%d turns for 100 results: results were not batched", s.Turn)
+	if s.Version >= 100 {
+		t.Fatalf("%d turns for 100 results: results were not batched", s.Version)
 	}
 }
 

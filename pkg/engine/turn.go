@@ -390,8 +390,6 @@ func (b *turnBuilder) nextState(x execution) backend.Instance {
 	}
 	if x.input != nil {
 		s.Generation, s.Input = x.exec.Generation(), x.input
-	} else {
-		s.Input = nil // stored once per generation
 	}
 	s.Status, s.Output, s.Failure, s.CustomStatus = res.Status, res.Output, res.Failure, res.CustomStatus
 	s.Waiting = nil

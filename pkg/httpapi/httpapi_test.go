@@ -376,7 +376,7 @@ func TestAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectCode(t, do(t, "POST", inst(e.open, id, "/rewind?reason=retry"), ""), http.StatusAccepted, "rewind of failed")
-		e.waitFor(t, id, "failed again", func(s *engine.Status) bool { return s.Turn > before.Turn && s.Status.IsTerminal() })
+		e.waitFor(t, id, "failed again", func(s *engine.Status) bool { return s.Version > before.Version && s.Status.IsTerminal() })
 		r = do(t, "GET", inst(e.open, id, "?showHistory=true"), "")
 		expectCode(t, r, http.StatusOK, "status after rewind")
 		if !bytes.Contains(r.body, []byte(`{"EventType":"ExecutionRewound","Reason":"retry"`)) {

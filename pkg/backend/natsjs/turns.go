@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetflow-dev/jetflow/internal/testhooks"
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
@@ -107,7 +108,7 @@ func (b *Backend) readState(ctx context.Context, id string) (*storedState, error
 
 // recover publishes the turns committed beyond s, whose tasks may not have been published (a
 // worker died between commit and publish), and returns the state they leave.
-func (b *Backend) recover(ctx context.Context, id string, s *storedState) (*storedState, error) {
+func (b *Backend) recover(ctx context.Context, id string, s *storedState, hooks *testhooks.Hooks) (*storedState, error) {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
 	idTok, err := b.idToken(id)
@@ -118,7 +119,7 @@ func (b *Backend) recover(ctx context.Context, id string, s *storedState) (*stor
 	if s != nil {
 		next = max(s.Turn+1, s.FirstTurn, 1)
 	}
-	last := uint64(0)
+	var beyond []*turnRecord
 	for n := next; ; n++ {
 		t, err := b.getTurn(ctx, idTok, n)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -127,6 +128,19 @@ func (b *Backend) recover(ctx context.Context, id string, s *storedState) (*stor
 		if err != nil {
 			return nil, err
 		}
+		beyond = append(beyond, t)
+	}
+	if len(beyond) == 0 {
+		return s, nil
+	}
+	if hooks.BeforeRecover != nil {
+		var at uint64
+		if s != nil {
+			at = s.Turn
+		}
+		hooks.BeforeRecover(id, at, len(beyond))
+	}
+	for _, t := range beyond {
 		if s != nil {
 			if t.State.Input == nil {
 				t.State.Input = s.Input
@@ -134,11 +148,10 @@ func (b *Backend) recover(ctx context.Context, id string, s *storedState) (*stor
 			t.State.Revision = s.Revision
 		}
 		if s, err = b.publishTurn(ctx, t); err != nil {
-			return nil, fmt.Errorf("publishing recovered turn %d of %q: %w", n, id, err)
+			return nil, fmt.Errorf("publishing recovered turn %d of %q: %w", t.Number, id, err)
 		}
-		last = n
 	}
-	if last > 0 && s.Turn > last {
+	if last := beyond[len(beyond)-1].Number; s.Turn > last {
 		// While we recovered, another worker published a newer turn: what we read is stale.
 		return nil, fmt.Errorf("recovering %q: turn %d published meanwhile: %w", id, s.Turn, backend.ErrConflict)
 	}

@@ -317,7 +317,9 @@ func mergeBySeq(delivered, read []inboxMessage) []inboxMessage {
 	}
 	out := append([]inboxMessage(nil), delivered...)
 	for _, m := range read {
-		if !have[m.seq] {
+		// A message with an unusable subject is the business of the worker that holds it,
+		// which dead-letters it; it applies to no instance.
+		if !have[m.seq] && m.err == nil {
 			out = append(out, m)
 		}
 	}
@@ -341,7 +343,7 @@ func (w *workItems) state(ctx context.Context, id string, fresh bool) (*storedSt
 		return nil, err
 	}
 	if fresh {
-		if s, err = w.b.recover(ctx, id, s); err != nil {
+		if s, err = w.b.recover(ctx, id, s, w.hooks); err != nil {
 			return nil, err
 		}
 	}
