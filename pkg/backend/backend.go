@@ -5,8 +5,10 @@ package backend
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -250,6 +252,24 @@ func (q Query) Matches(s *Instance) bool {
 		return false
 	}
 	return true
+}
+
+// EncodeContinuation returns the continuation token of a page whose last instance is lastID.
+func EncodeContinuation(lastID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(lastID))
+}
+
+// DecodeContinuation returns the instance ID a continuation token continues after ("" for an
+// empty token), or ErrBadContinuationToken.
+func DecodeContinuation(tok string) (string, error) {
+	if tok == "" {
+		return "", nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || len(raw) == 0 || !utf8.Valid(raw) {
+		return "", fmt.Errorf("%w: %q", ErrBadContinuationToken, tok)
+	}
+	return string(raw), nil
 }
 
 // Page is one page of ListInstances.

@@ -15,7 +15,7 @@
 // Jetflow-Event-Id header, else "<stream>:<sequence>" (so a redelivered message is applied once).
 //
 // A message that can never be raised (an empty or non-UTF-8 body, bad JSON, missing fields,
-// invalid names) is published as a DeadLetterRecord to DeadLetterSubject and acked. So is an event
+// invalid names) is published as a backend.DeadLetter record to DeadLetterSubject and acked. So is an event
 // for an instance that does not exist or has ended, unless Config.OnUnknown is OnUnknownDrop: then
 // it is logged, counted and acked. Other errors (timeouts, a lost connection) naks the message
 // with a delay so that it is tried again.
@@ -36,13 +36,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 )
 
 const (
 	// DefaultStream is the stream that captures the queues when Queue.Stream is empty.
 	DefaultStream = "JETFLOW_QUEUES"
-	// DeadLetterSubject receives a DeadLetterRecord for each message that cannot be raised. The
+	// DeadLetterSubject receives a backend.DeadLetter record for each message that cannot be raised. The
 	// JETFLOW_DLQ stream created by the natsjs backend captures it.
 	DeadLetterSubject = "jetflow.dlq.raiser"
 	// HeaderEventID is the header that sets a message's event ID when it has no Nats-Msg-Id.
@@ -80,19 +81,6 @@ type Config struct {
 	// OnUnknown is OnUnknownDeadLetter (default) or OnUnknownDrop; it applies to events for
 	// instances that do not exist or have ended. Malformed messages are always dead-lettered.
 	OnUnknown string `json:"onUnknown,omitempty"`
-}
-
-// DeadLetterRecord is what DeadLetterSubject receives for each message; it has the fields of the
-// backend's dead-letter records plus the queue.
-type DeadLetterRecord struct {
-	Reason  string    `json:"reason"`
-	Source  string    `json:"source"` // always "raiser"
-	Queue   string    `json:"queue"`
-	Subject string    `json:"subject"`
-	Seq     uint64    `json:"seq"`
-	Data    string    `json:"data"` // the body, if it is UTF-8
-	DataB64 []byte    `json:"dataBase64,omitempty"`
-	Time    time.Time `json:"time"`
 }
 
 // Stats counts what a Raiser did with the messages it received.
@@ -611,21 +599,10 @@ func (r *Raiser) retry(ctx context.Context, msg jetstream.Msg, cause error, log 
 	}
 }
 
-// deadLetter publishes a DeadLetterRecord for msg and acks it; if publishing fails, msg is nak'ed.
+// deadLetter publishes a backend.DeadLetter record for msg and acks it; if publishing fails, msg is nak'ed.
 func (r *Raiser) deadLetter(ctx context.Context, q Queue, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason string, log zerolog.Logger) {
-	rec := DeadLetterRecord{
-		Reason:  reason,
-		Source:  "raiser",
-		Queue:   q.Name,
-		Subject: msg.Subject(),
-		Seq:     meta.Sequence.Stream,
-		Time:    time.Now().UTC(),
-	}
-	if data := msg.Data(); utf8.Valid(data) {
-		rec.Data = string(data)
-	} else {
-		rec.DataB64 = data
-	}
+	rec := backend.NewDeadLetter("raiser", msg.Subject(), meta.Sequence.Stream, msg.Data(), reason)
+	rec.Queue = q.Name
 	body, err := json.Marshal(rec)
 	if err != nil {
 		r.retry(ctx, msg, err, log)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jetflow-dev/jetflow/activities"
 	"github.com/jetflow-dev/jetflow/orchestration"
+	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 	"github.com/jetflow-dev/jetflow/pkg/natstest"
@@ -139,7 +140,7 @@ func (e *env) raised(id string) []history.Event {
 }
 
 // deadLetters subscribes to the raiser's dead letters; next returns the next one.
-func (e *env) deadLetters() (next func() raiser.DeadLetterRecord) {
+func (e *env) deadLetters() (next func() backend.DeadLetter) {
 	e.t.Helper()
 	ch := make(chan *nats.Msg, 64)
 	sub, err := e.nc.ChanSubscribe(raiser.DeadLetterSubject, ch)
@@ -150,11 +151,11 @@ func (e *env) deadLetters() (next func() raiser.DeadLetterRecord) {
 	if err := e.nc.Flush(); err != nil {
 		e.t.Fatal(err)
 	}
-	return func() raiser.DeadLetterRecord {
+	return func() backend.DeadLetter {
 		e.t.Helper()
 		select {
 		case m := <-ch:
-			var rec raiser.DeadLetterRecord
+			var rec backend.DeadLetter
 			if err := json.Unmarshal(m.Data, &rec); err != nil {
 				e.t.Fatalf("dead letter %q: %v", m.Data, err)
 			}
@@ -162,7 +163,7 @@ func (e *env) deadLetters() (next func() raiser.DeadLetterRecord) {
 		case <-time.After(waitTimeout):
 			e.t.Fatal("no dead letter")
 		}
-		return raiser.DeadLetterRecord{}
+		return backend.DeadLetter{}
 	}
 }
 

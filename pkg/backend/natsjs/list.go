@@ -4,12 +4,10 @@ package natsjs
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -31,7 +29,7 @@ import (
 func (b *Backend) ListInstances(ctx context.Context, q backend.Query) (backend.Page, error) {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	after, err := decodeContinuation(q.ContinuationToken)
+	after, err := backend.DecodeContinuation(q.ContinuationToken)
 	if err != nil {
 		return backend.Page{}, err
 	}
@@ -63,7 +61,7 @@ func (b *Backend) ListInstances(ctx context.Context, q backend.Query) (backend.P
 			if more := slices.ContainsFunc(ids[i+1:], func(next string) bool {
 				return q.IDPrefix == "" || strings.HasPrefix(next, q.IDPrefix)
 			}); more {
-				page.ContinuationToken = encodeContinuation(id)
+				page.ContinuationToken = backend.EncodeContinuation(id)
 			}
 			break
 		}
@@ -95,19 +93,4 @@ func (b *Backend) instanceIDs(ctx context.Context) ([]string, error) {
 	}
 	slices.Sort(ids)
 	return slices.Compact(ids), nil
-}
-
-func encodeContinuation(lastID string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(lastID))
-}
-
-func decodeContinuation(tok string) (string, error) {
-	if tok == "" {
-		return "", nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil || len(raw) == 0 || !utf8.Valid(raw) {
-		return "", fmt.Errorf("%w: %q", backend.ErrBadContinuationToken, tok)
-	}
-	return string(raw), nil
 }
