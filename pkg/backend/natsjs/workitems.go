@@ -204,7 +204,7 @@ func (w *workItems) take(ctx context.Context, id string) (*backend.Orchestration
 	msgs, fresh, readInbox := q.msgs, q.fresh, q.readInbox
 	q.msgs, q.queued, q.out, q.fresh = nil, false, true, false
 	w.mu.Unlock()
-	sort.Slice(msgs, func(i, j int) bool { return msgs[i].seq < msgs[j].seq })
+	msgs = dedupBySeq(msgs)
 
 	item, err := w.build(ctx, id, msgs, fresh, readInbox)
 	if err != nil {
@@ -306,6 +306,33 @@ func sameEpoch(msgs []inboxMessage) bool {
 		}
 	}
 	return true
+}
+
+// dedupBySeq sorts msgs by sequence and keeps one of each: a message can be queued twice when it
+// is delivered again (handed back, or its ack wait expired) while an earlier copy waits, or
+// was read from the inbox. The latest delivery is kept, since its ack is the one that counts.
+func dedupBySeq(msgs []inboxMessage) []inboxMessage {
+	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].seq < msgs[j].seq })
+	out := msgs[:0]
+	for _, m := range msgs {
+		if n := len(out); n > 0 && out[n-1].seq == m.seq {
+			if better(m, out[n-1]) {
+				out[n-1] = m
+			}
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// better reports whether copy a of a message is to be kept over copy b: a delivery over a read,
+// a later delivery over an earlier one.
+func better(a, b inboxMessage) bool {
+	if (a.msg == nil) != (b.msg == nil) {
+		return a.msg != nil
+	}
+	return a.delivered > b.delivered
 }
 
 // mergeBySeq merges the delivered messages with those read from the inbox, in sequence order;
