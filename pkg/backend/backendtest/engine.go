@@ -98,7 +98,9 @@ func waitFor(t *testing.T, c *engine.Client, id, what string, ok func(*engine.St
 }
 
 func waitingFor(name string) func(*engine.Status) bool {
-	return func(s *engine.Status) bool { return s.Waiting != nil && len(s.Waiting.Events) > 0 && s.Waiting.Events[0] == name }
+	return func(s *engine.Status) bool {
+		return s.Waiting != nil && len(s.Waiting.Events) > 0 && s.Waiting.Events[0] == name
+	}
 }
 
 func ended(s *engine.Status) bool { return s.Status.IsTerminal() }
