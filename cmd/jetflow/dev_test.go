@@ -3,29 +3,42 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jetflow-dev/jetflow/pkg/natstest"
 	"github.com/rs/zerolog"
+
+	"github.com/jetflow-dev/jetflow/internal/examplestack"
+	"github.com/jetflow-dev/jetflow/pkg/engine"
 )
 
-// TestDevEndToEnd runs the dev server's wiring in-process (any free port, a temporary data
-// directory) and drives it through the same functions the CLI runs.
-func TestDevEndToEnd(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+// startTestDev runs startDev as `jetflow dev` does, on a free loopback port with its data in
+// t.TempDir(), logging at level to t; with an apiConfig it also serves the HTTP API. It stops
+// when the test ends. Its queue raiser's queues are set up when it returns.
+func startTestDev(t *testing.T, level zerolog.Level, api ...apiConfig) *devServer {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Data = t.TempDir()
 	cfg.NATSListen = "127.0.0.1:-1"
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	d, err := startDev(ctx, cfg, log)
+	ctx, cancel := context.WithTimeout(context.Background(), examplestack.WaitTimeout)
+	defer cancel()
+	d, err := startDev(ctx, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(level), api...)
 	if err != nil {
 		t.Fatalf("startDev: %v", err)
 	}
 	t.Cleanup(d.Stop)
+	return d
+}
+
+// TestDevEndToEnd runs the dev server's wiring in-process (any free port, a temporary data
+// directory) and drives it through the same functions the CLI runs. It waits for the worker
+// through the dev server's client.
+func TestDevEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	d := startTestDev(t, zerolog.WarnLevel)
+	client := d.w.client
 	if !d.seeded {
 		t.Error("the demo inventory was not seeded on a new data directory")
 	}
@@ -47,14 +60,12 @@ func TestDevEndToEnd(t *testing.T) {
 		if id == "" {
 			t.Fatal("start printed no instance ID")
 		}
-		// The worker takes the start asynchronously: poll status until it reports the wait.
-		natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-			out, _ = cli(0, "status", id)
-			if !strings.Contains(out, "waiting for  event Approval") {
-				return fmt.Errorf("status before the event:\n%s\nwant it to say it waits for event Approval", out)
-			}
-			return nil
-		})
+		// The worker takes the start asynchronously.
+		examplestack.WaitFor(t, client, id, "waiting for Approval", examplestack.WaitingFor("Approval"))
+		out, _ = cli(0, "status", id)
+		if !strings.Contains(out, "waiting for  event Approval") {
+			t.Errorf("status before the event:\n%s\nwant it to say it waits for event Approval", out)
+		}
 		cli(0, "raise", id, "Approval", "true", "--event-id", "approval-1")
 		out, _ = cli(0, "wait", id, "--timeout", "20s")
 		if got := strings.TrimSpace(out); got != `"approved"` {
@@ -77,6 +88,7 @@ func TestDevEndToEnd(t *testing.T) {
 		if got := strings.TrimSpace(out); got != "order 42" {
 			t.Fatalf("start --id printed %q", got)
 		}
+		examplestack.WaitFor(t, client, "order 42", "waiting for Approval", examplestack.WaitingFor("Approval"))
 		_, errOut := cli(exitTimedOut, "wait", "order 42", "--timeout", "300ms")
 		if !strings.Contains(errOut, "waiting for event Approval") {
 			t.Errorf("wait timeout message %q does not say what the instance waits for", errOut)
@@ -116,18 +128,22 @@ func TestDevEndToEnd(t *testing.T) {
 		// An orchestrator no worker has fails; rewinding it is accepted (and it fails again).
 		cli(0, "start", "NoSuchOrchestrator", "--id", "rewind-cli")
 		cli(exitEnded, "wait", "rewind-cli", "--timeout", "20s")
+		before, err := client.GetStatus(ctx, "rewind-cli")
+		if err != nil {
+			t.Fatal(err)
+		}
 		_, errOut := cli(0, "rewind", "rewind-cli", "--reason", "try again")
 		if !strings.Contains(errOut, "rewind requested") {
 			t.Errorf("rewind said %q", errOut)
 		}
-		natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-			out, _ := cli(0, "history", "rewind-cli")
-			if !strings.Contains(out, "ExecutionRewound") || !strings.Contains(out, "reason try again") ||
-				strings.Count(out, "ExecutionCompleted") != 2 {
-				return fmt.Errorf("history after the rewind:\n%s", out)
-			}
-			return nil
+		examplestack.WaitFor(t, client, "rewind-cli", "failed again", func(s *engine.Status) bool {
+			return s.Turn > before.Turn && s.Status.IsTerminal()
 		})
+		out, _ = cli(0, "history", "rewind-cli")
+		if !strings.Contains(out, "ExecutionRewound") || !strings.Contains(out, "reason try again") ||
+			strings.Count(out, "ExecutionCompleted") != 2 {
+			t.Errorf("history after the rewind:\n%s", out)
+		}
 		cli(exitNotFound, "rewind", "no-such-instance")
 		cli(0, "start", "BudgetApproval", "--id", "rewind-running")
 		cli(exitError, "rewind", "rewind-running")
@@ -138,18 +154,16 @@ func TestDevEndToEnd(t *testing.T) {
 		cli(0, "start", "BudgetApproval", "--id", "list-1", "--input", `{"amountCents": 1, "requester": "bo"}`)
 		cli(0, "start", "BudgetApproval", "--id", "list-2", "--input", `{"amountCents": 2, "requester": "bo"}`)
 		cli(0, "terminate", "list-1", "--reason", "test")
-		natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-			out, _ := cli(0, "list", "--prefix", "list-", "--status", "terminated", "--json")
-			var got []map[string]any
-			if err := json.Unmarshal([]byte(out), &got); err != nil {
-				t.Fatalf("list --json: %v\n%s", err, out)
-			}
-			if len(got) != 1 || got[0]["instanceId"] != "list-1" {
-				return fmt.Errorf("list --status terminated --json: %s", out)
-			}
-			return nil
-		})
-		out, _ := cli(0, "list", "--prefix", "list-", "--top", "1", "--all")
+		examplestack.WaitEnded(t, client, "list-1")
+		out, _ := cli(0, "list", "--prefix", "list-", "--status", "terminated", "--json")
+		var got []map[string]any
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("list --json: %v\n%s", err, out)
+		}
+		if len(got) != 1 || got[0]["instanceId"] != "list-1" {
+			t.Errorf("list --status terminated --json: %s", out)
+		}
+		out, _ = cli(0, "list", "--prefix", "list-", "--top", "1", "--all")
 		if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 ||
 			!strings.HasPrefix(lines[0], "INSTANCE") || !strings.HasPrefix(lines[1], "list-1 ") ||
 			!strings.Contains(lines[1], "Terminated") || !strings.HasPrefix(lines[2], "list-2 ") {

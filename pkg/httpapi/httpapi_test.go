@@ -14,22 +14,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jetflow-dev/jetflow/internal/examplestack"
-
 	"github.com/jetflow-dev/jetflow/activities"
+	"github.com/jetflow-dev/jetflow/internal/examplestack"
 	"github.com/jetflow-dev/jetflow/orchestration"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 	"github.com/jetflow-dev/jetflow/pkg/httpapi"
 )
 
-const (
-	testKey     = "s3cret-key"
-	waitTimeout = 20 * time.Second
-)
+const testKey = "s3cret-key"
 
-// env is a real embedded JetStream, a worker with the examples and three API servers over one
-// client: open, keyed, and with a 64-byte body limit.
+// env is an example stack (a real embedded JetStream and a worker with the examples) and three
+// API servers over its client: open, keyed, and with a 64-byte body limit.
 type env struct {
 	client *engine.Client
 	open   *httptest.Server
@@ -39,17 +35,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	c := examplestack.Start(t).Client
-	e := &env{
-		client: c,
-		open:   httptest.NewServer(httpapi.New(c, httpapi.Options{})),
-		keyed:  httptest.NewServer(httpapi.New(c, httpapi.Options{Keys: []string{"other", testKey}})),
-		small:  httptest.NewServer(httpapi.New(c, httpapi.Options{MaxBodyBytes: 64})),
+	st := examplestack.Start(t)
+	return &env{
+		client: st.Client,
+		open:   st.ServeAPI(t, httpapi.Options{}),
+		keyed:  st.ServeAPI(t, httpapi.Options{Keys: []string{"other", testKey}}),
+		small:  st.ServeAPI(t, httpapi.Options{MaxBodyBytes: 64}),
 	}
-	t.Cleanup(e.open.Close)
-	t.Cleanup(e.keyed.Close)
-	t.Cleanup(e.small.Close)
-	return e
 }
 
 type response struct {
@@ -109,49 +101,6 @@ func inst(srv *httptest.Server, id, rest string) string {
 	return api(srv, "instances/"+url.PathEscape(id)+rest)
 }
 
-func (e *env) waitFor(t *testing.T, id, what string, ok func(*engine.Status) bool) *engine.Status {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	s, err := e.client.WaitFor(ctx, id, ok)
-	if err != nil {
-		t.Fatalf("waiting for %s to be %s: %v (last %+v)", id, what, err, s)
-	}
-	return s
-}
-
-// waitCreated polls (as nats-server's checkFor does) until instance id exists: the start
-// request that creates it runs concurrently.
-func (e *env) waitCreated(t *testing.T, id string) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(waitTimeout)
-	for {
-		_, err := e.client.GetStatus(context.Background(), id)
-		if err == nil {
-			return
-		}
-		if !errors.Is(err, engine.ErrInstanceNotFound) {
-			t.Fatal(err)
-		}
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("instance %s not created after %v", id, waitTimeout)
-		}
-	}
-}
-
-func (e *env) waitEnded(t *testing.T, id string) *engine.Status {
-	t.Helper()
-	return e.waitFor(t, id, "ended", func(s *engine.Status) bool { return s.Status.IsTerminal() })
-}
-
-func waitingForEvent(name string) func(*engine.Status) bool {
-	return func(s *engine.Status) bool { return s.Waiting != nil && slices.Contains(s.Waiting.Events, name) }
-}
-
 func hasStatus(st history.RuntimeStatus) func(*engine.Status) bool {
 	return func(s *engine.Status) bool { return s.Status == st }
 }
@@ -161,7 +110,7 @@ func (e *env) startBudget(t *testing.T, srv *httptest.Server, id string) respons
 	t.Helper()
 	r := do(t, "POST", api(srv, "orchestrators/BudgetApproval/"+url.PathEscape(id)), `{"amountCents": 500000, "requester": "ana"}`)
 	expectCode(t, r, http.StatusAccepted, "start "+id)
-	e.waitFor(t, id, "waiting for Approval", waitingForEvent(orchestration.EventApproval))
+	examplestack.WaitFor(t, e.client, id, "waiting for Approval", examplestack.WaitingFor(orchestration.EventApproval))
 	return r
 }
 
@@ -172,7 +121,7 @@ func (e *env) completeBudget(t *testing.T, id string) {
 	e.startBudget(t, e.open, id)
 	r := do(t, "POST", inst(e.open, id, "/raiseEvent/Approval"), "true", httpapi.EventIDHeader, "approval-1")
 	expectCode(t, r, http.StatusAccepted, "raise Approval on "+id)
-	e.waitEnded(t, id)
+	examplestack.WaitEnded(t, e.client, id)
 }
 
 // startFailed starts the unregistered orchestrator NoSuchOrchestrator as id and waits (in the
@@ -261,8 +210,8 @@ func TestStartOrchestration(t *testing.T) {
 		go func() {
 			got <- do(t, "POST", api(e.open, "orchestrators/Select/"+id+"?timeout=20&pollingInterval=1"), "")
 		}()
-		e.waitCreated(t, id)
-		e.waitFor(t, id, "waiting for Event2", waitingForEvent(orchestration.Event2))
+		examplestack.WaitCreated(t, e.client, id)
+		examplestack.WaitFor(t, e.client, id, "waiting for Event2", examplestack.WaitingFor(orchestration.Event2))
 		expectCode(t, do(t, "POST", inst(e.open, id, "/raiseEvent/Event2"), "true"), http.StatusAccepted, "raise Event2")
 		r := <-got
 		expectCode(t, r, http.StatusOK, "start with timeout")
@@ -302,7 +251,7 @@ func TestStartOrchestration(t *testing.T) {
 			t.Fatalf("no id in %s", r.body)
 		}
 		expectCode(t, do(t, "POST", inst(e.open, id, "/raiseEvent/Event3"), "7"), http.StatusAccepted, "raise Event3")
-		if s := e.waitEnded(t, id); string(s.Output) != `{"winner":"Event3","value":7}` {
+		if s := examplestack.WaitEnded(t, e.client, id); string(s.Output) != `{"winner":"Event3","value":7}` {
 			t.Errorf("output %s", s.Output)
 		}
 	})
@@ -475,7 +424,7 @@ func TestRaiseEvent(t *testing.T) {
 		if len(r.body) != 0 {
 			t.Errorf("raise answered with a body: %q", r.body)
 		}
-		e.waitEnded(t, id)
+		examplestack.WaitEnded(t, e.client, id)
 		expectCode(t, do(t, "POST", base+"/raiseEvent/Approval", "true"), http.StatusGone, "raise on ended")
 	})
 
@@ -497,7 +446,7 @@ func TestRaiseEvent(t *testing.T) {
 		})
 		// None of the bad raises reached the instance: approve it now.
 		expectCode(t, do(t, "POST", inst(e.open, id, "/raiseEvent/Approval"), "true"), http.StatusAccepted, "raise")
-		if s := e.waitEnded(t, id); s.Status != history.StatusCompleted || string(s.Output) != `"approved"` {
+		if s := examplestack.WaitEnded(t, e.client, id); s.Status != history.StatusCompleted || string(s.Output) != `"approved"` {
 			t.Errorf("after the good raise: %s %s", s.Status, s.Output)
 		}
 		expectCode(t, do(t, "POST", inst(e.small, small, "/terminate"), ""), http.StatusAccepted, "terminate")
@@ -513,7 +462,7 @@ func TestTerminate(t *testing.T) {
 		id := "budget-1"
 		e.startBudget(t, e.open, id)
 		expectCode(t, do(t, "POST", inst(e.open, id, "/terminate?reason=done"), ""), http.StatusAccepted, "terminate")
-		s := e.waitEnded(t, id)
+		s := examplestack.WaitEnded(t, e.client, id)
 		if s.Status != history.StatusTerminated {
 			t.Errorf("status %s, want Terminated", s.Status)
 		}
@@ -548,7 +497,7 @@ func TestSuspendResume(t *testing.T) {
 		id := "suspend-1"
 		e.startBudget(t, e.open, id)
 		expectCode(t, do(t, "POST", inst(e.open, id, "/suspend?reason=hold"), ""), http.StatusAccepted, "suspend")
-		e.waitFor(t, id, "Suspended", hasStatus(history.StatusSuspended))
+		examplestack.WaitFor(t, e.client, id, "Suspended", hasStatus(history.StatusSuspended))
 		r := do(t, "GET", inst(e.open, id, ""), "")
 		expectCode(t, r, http.StatusAccepted, "status of suspended")
 		if st := r.json(t); st["runtimeStatus"] != "Suspended" {
@@ -557,7 +506,7 @@ func TestSuspendResume(t *testing.T) {
 		// Suspended instances take events (buffered).
 		expectCode(t, do(t, "POST", inst(e.open, id, "/raiseEvent/Approval"), "false"), http.StatusAccepted, "raise while suspended")
 		expectCode(t, do(t, "POST", inst(e.open, id, "/resume?reason=go"), ""), http.StatusAccepted, "resume")
-		if s := e.waitEnded(t, id); s.Status != history.StatusCompleted || string(s.Output) != `"denied"` {
+		if s := examplestack.WaitEnded(t, e.client, id); s.Status != history.StatusCompleted || string(s.Output) != `"denied"` {
 			t.Errorf("after resume: %s %s", s.Status, s.Output)
 		}
 	})
@@ -595,7 +544,7 @@ func TestRewind(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectCode(t, do(t, "POST", inst(e.open, id, "/rewind?reason=retry"), ""), http.StatusAccepted, "rewind of failed")
-		e.waitFor(t, id, "failed again", func(s *engine.Status) bool { return s.Turn > before.Turn && s.Status.IsTerminal() })
+		examplestack.WaitFor(t, e.client, id, "failed again", func(s *engine.Status) bool { return s.Turn > before.Turn && s.Status.IsTerminal() })
 		r := do(t, "GET", inst(e.open, id, "?showHistory=true"), "")
 		expectCode(t, r, http.StatusOK, "status after rewind")
 		if !bytes.Contains(r.body, []byte(`{"EventType":"ExecutionRewound","Reason":"retry"`)) {
@@ -661,7 +610,7 @@ func TestPurge(t *testing.T) {
 			t.Errorf("purge of a running instance: %s", r.body)
 		}
 		expectCode(t, do(t, "POST", inst(e.open, id, "/raiseEvent/Approval"), "true"), http.StatusAccepted, "raise")
-		if s := e.waitEnded(t, id); s.Status != history.StatusCompleted || string(s.Output) != `"approved"` {
+		if s := examplestack.WaitEnded(t, e.client, id); s.Status != history.StatusCompleted || string(s.Output) != `"approved"` {
 			t.Errorf("after the purge and a raise: %s %s", s.Status, s.Output)
 		}
 	})
@@ -741,7 +690,7 @@ func TestKeys(t *testing.T) {
 	if !strings.HasSuffix(p["terminatePostUri"].(string), "/terminate?reason={text}&code="+testKey) {
 		t.Errorf("terminatePostUri = %v", p["terminatePostUri"])
 	}
-	e.waitFor(t, id, "waiting for Approval", waitingForEvent(orchestration.EventApproval))
+	examplestack.WaitFor(t, e.client, id, "waiting for Approval", examplestack.WaitingFor(orchestration.EventApproval))
 
 	// Raises without a valid key are not delivered: "false" would make the output "denied".
 	raise := inst(e.keyed, id, "/raiseEvent/Approval")
@@ -751,7 +700,7 @@ func TestKeys(t *testing.T) {
 	r = do(t, "GET", p["statusQueryGetUri"].(string), "")
 	expectCode(t, r, http.StatusAccepted, "status via statusQueryGetUri")
 	expectCode(t, do(t, "POST", raise, "true", "x-functions-key", testKey), http.StatusAccepted, "raise with header key")
-	if s := e.waitEnded(t, id); string(s.Output) != `"approved"` {
+	if s := examplestack.WaitEnded(t, e.client, id); string(s.Output) != `"approved"` {
 		t.Errorf("output %s, want \"approved\" (an unauthorized raise got through?)", s.Output)
 	}
 }
@@ -778,10 +727,10 @@ func TestInstanceIDs(t *testing.T) {
 		if st := r.json(t); st["instanceId"] != id {
 			t.Errorf("instanceId = %v, want %q", st["instanceId"], id)
 		}
-		e.waitFor(t, id, "waiting for Approval", waitingForEvent(orchestration.EventApproval))
+		examplestack.WaitFor(t, e.client, id, "waiting for Approval", examplestack.WaitingFor(orchestration.EventApproval))
 		term := strings.Replace(p["terminatePostUri"].(string), "{text}", "bye", 1)
 		expectCode(t, do(t, "POST", term, ""), http.StatusAccepted, "terminate "+id)
-		if s := e.waitEnded(t, id); s.Status != history.StatusTerminated {
+		if s := examplestack.WaitEnded(t, e.client, id); s.Status != history.StatusTerminated {
 			t.Errorf("%q: status %s, want Terminated", id, s.Status)
 		}
 	}
@@ -829,14 +778,14 @@ func TestStartWithEvent(t *testing.T) {
 		if p := r.json(t); p["id"] != id || r.header.Get("Location") == "" {
 			t.Errorf("payload %v, Location %q", p, r.header.Get("Location"))
 		}
-		s := e.waitEnded(t, id)
+		s := examplestack.WaitEnded(t, e.client, id)
 		if string(s.Output) != `"denied"` || s.Generation != 1 || !bytes.Contains(s.Input, []byte("ana")) {
 			t.Errorf("status %s output %s input %s generation %d", s.Status, s.Output, s.Input, s.Generation)
 		}
 
 		// An empty body raises null, which BudgetApproval reads as false.
 		expectCode(t, do(t, "POST", swe(e.open, id, "Approval", ""), ""), http.StatusAccepted, "start with event, empty body")
-		s = e.waitFor(t, id, "second generation ended", func(s *engine.Status) bool { return s.Generation == 2 && s.Status.IsTerminal() })
+		s = examplestack.WaitFor(t, e.client, id, "second generation ended", func(s *engine.Status) bool { return s.Generation == 2 && s.Status.IsTerminal() })
 		if s.Status != history.StatusCompleted || string(s.Output) != `"denied"` {
 			t.Errorf("second generation: %s %s %v", s.Status, s.Output, s.Failure)
 		}
