@@ -9,13 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/jetflow-dev/jetflow/internal/examplestack"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetflow-dev/jetflow/activities"
+	"github.com/jetflow-dev/jetflow/internal/examplestack"
 	"github.com/jetflow-dev/jetflow/orchestration"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
@@ -24,9 +22,6 @@ import (
 // The end-to-end tests run the orchestrators on an embedded JetStream server with a real worker,
 // the real activities and a real inventory bucket. Each test function starts one server; its
 // subtests run in parallel on it, each with its own instance IDs, items and phone numbers.
-
-// waitTimeout bounds every wait on an instance's status.
-const waitTimeout = 20 * time.Second
 
 type env struct {
 	client *engine.Client
@@ -55,32 +50,10 @@ func (e *env) raise(t *testing.T, id, event string, data any) {
 	}
 }
 
-// waitFor waits until the status of instance id satisfies ok.
-func (e *env) waitFor(t *testing.T, id, what string, ok func(*engine.Status) bool) *engine.Status {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	s, err := e.client.WaitFor(ctx, id, ok)
-	if err != nil {
-		t.Fatalf("waiting for %s to be %s: %v (last status %+v)", id, what, err, s)
-	}
-	return s
-}
-
 // waitingFor waits until instance id waits for every one of events.
 func (e *env) waitingFor(t *testing.T, id string, events ...string) *engine.Status {
 	t.Helper()
-	return e.waitFor(t, id, fmt.Sprintf("waiting for %q", events), func(s *engine.Status) bool {
-		if s.Waiting == nil {
-			return false
-		}
-		for _, name := range events {
-			if !slices.Contains(s.Waiting.Events, name) {
-				return false
-			}
-		}
-		return true
-	})
+	return examplestack.WaitFor(t, e.client, id, fmt.Sprintf("waiting for %q", events), examplestack.WaitingFor(events...))
 }
 
 // completed waits for instance id to end, checks that it completed and decodes its output into v.
@@ -98,7 +71,7 @@ func (e *env) completed(t *testing.T, id string, v any) *engine.Status {
 
 func (e *env) ended(t *testing.T, id string) *engine.Status {
 	t.Helper()
-	return e.waitFor(t, id, "ended", func(s *engine.Status) bool { return s.Status.IsTerminal() })
+	return examplestack.WaitEnded(t, e.client, id)
 }
 
 // count returns how many events of type typ (and name, unless it is "") instance id's history holds.
@@ -243,7 +216,7 @@ func TestNewBuildingPermitEndToEnd(t *testing.T) {
 			e.start(t, "NewBuildingPermit", app, app)
 			e.raise(t, app, order[0], true)
 			e.raise(t, app, order[1], map[string]string{"by": "inspector"})
-			e.waitFor(t, app, "waiting for "+order[2]+" only", func(s *engine.Status) bool {
+			examplestack.WaitFor(t, e.client, app, "waiting for "+order[2]+" only", func(s *engine.Status) bool {
 				return s.Waiting != nil && slices.Equal(s.Waiting.Events, order[2:])
 			})
 			e.raise(t, app, order[2], nil)

@@ -9,11 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/jetflow-dev/jetflow/internal/examplestack"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
+	"github.com/jetflow-dev/jetflow/pkg/natstest"
 )
 
 // TestDevAPI drives the HTTP API that `jetflow dev` serves (with a key, on a free loopback
@@ -21,20 +22,13 @@ import (
 func TestDevAPI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cfg := DefaultConfig()
-	cfg.Data = t.TempDir()
-	cfg.NATSListen = "127.0.0.1:-1"
 	apiCfg, err := loadAPIConfig(func(string) string { return "" }, "api-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	apiCfg.Listen, apiCfg.Keys = "127.0.0.1:-1", "dev-key"
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel)
-	d, err := startDev(ctx, cfg, log, apiCfg)
-	if err != nil {
-		t.Fatalf("startDev: %v", err)
-	}
-	t.Cleanup(d.Stop)
+	d := startTestDev(t, zerolog.ErrorLevel, apiCfg)
+	client := d.w.client
 	base := d.api.URL()
 
 	call := func(method, path, body string, want int, headers ...string) string {
@@ -70,35 +64,25 @@ func TestDevAPI(t *testing.T) {
 	// Started over HTTP, approved by a plain publish to the subject `jetflow subject` prints.
 	id := "dev api 2"
 	call("POST", "orchestrators/BudgetApproval/"+url.PathEscape(id), budget, http.StatusAccepted, "x-functions-key", "dev-key")
-	if _, err := d.w.client.WaitFor(ctx, id, func(s *engine.Status) bool {
+	examplestack.WaitFor(t, client, id, "waiting for Approval only", func(s *engine.Status) bool {
 		return s.Waiting != nil && len(s.Waiting.Events) == 1 && s.Waiting.Events[0] == "Approval"
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	subject, _, code := runCmd(ctx, "subject", id, "Approval")
 	if code != exitOK {
 		t.Fatalf("jetflow subject: exit %d", code)
 	}
-	nc, err := nats.Connect(d.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc, _ := natstest.Connect(t, d.srv)
 	if err := nc.Publish(strings.TrimSpace(subject), []byte("true")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.w.client.WaitForCompletion(ctx, id); err != nil {
-		t.Fatal(err)
-	}
+	examplestack.WaitEnded(t, client, id)
 	if st := call("GET", "instances/"+url.PathEscape(id)+"?code=dev-key", "", http.StatusOK); !strings.Contains(st, `"output":"approved"`) {
 		t.Errorf("status %s", st)
 	}
 
 	// Rewind: not failed is 400, completed 410, unknown 404.
 	call("POST", "orchestrators/BudgetApproval/dev-api-3?code=dev-key", budget, http.StatusAccepted)
-	if _, err := d.w.client.WaitFor(ctx, "dev-api-3", func(s *engine.Status) bool { return s.Status == history.StatusRunning }); err != nil {
-		t.Fatal(err)
-	}
+	examplestack.WaitFor(t, client, "dev-api-3", "running", func(s *engine.Status) bool { return s.Status == history.StatusRunning })
 	call("POST", "instances/dev-api-3/rewind?code=dev-key", "", http.StatusBadRequest)
 	call("POST", "instances/dev-api-1/rewind?code=dev-key", "", http.StatusGone)
 	call("POST", "instances/nobody/rewind?code=dev-key", "", http.StatusNotFound)

@@ -192,28 +192,22 @@ func (c *Config) devFlags(fs *flag.FlagSet) {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(s setting, format string, args ...any) { errs = append(errs, configErr(s, format, args...)) }
+	c.validateConnection(bad)
+	c.validateWorker(bad)
+	c.validateDev(bad)
+	return errors.Join(errs...)
+}
 
+// reportFunc records that setting s has a value that cannot be used.
+type reportFunc func(s setting, format string, args ...any)
+
+// validateConnection checks the NATS URLs, the credentials and the TLS files.
+func (c Config) validateConnection(bad reportFunc) {
 	if strings.TrimSpace(c.NATSURL) == "" {
 		bad(setNATS, "must not be empty")
 	}
 	for _, u := range strings.Split(c.NATSURL, ",") {
-		u = strings.TrimSpace(u)
-		if u == "" {
-			continue
-		}
-		if !strings.Contains(u, "://") {
-			u = "nats://" + u // nats.Connect accepts host:port
-		}
-		p, err := url.Parse(u)
-		if err != nil || p.Host == "" {
-			bad(setNATS, "has a URL that cannot be parsed: %q", u)
-			continue
-		}
-		switch p.Scheme {
-		case "nats", "tls", "ws", "wss":
-		default:
-			bad(setNATS, "has URL %q with scheme %q; want nats, tls, ws or wss", u, p.Scheme)
-		}
+		validateNATSURL(bad, strings.TrimSpace(u))
 	}
 	fileSetting := func(s setting, path string) {
 		if path == "" {
@@ -234,6 +228,30 @@ func (c Config) Validate() error {
 			bad(setTLSKey, "must be set together with --%s", setTLSCert.flag)
 		}
 	}
+}
+
+// validateNATSURL checks one of the comma-separated NATS URLs ("" is skipped).
+func validateNATSURL(bad reportFunc, u string) {
+	if u == "" {
+		return
+	}
+	if !strings.Contains(u, "://") {
+		u = "nats://" + u // nats.Connect accepts host:port
+	}
+	p, err := url.Parse(u)
+	if err != nil || p.Host == "" {
+		bad(setNATS, "has a URL that cannot be parsed: %q", u)
+		return
+	}
+	switch p.Scheme {
+	case "nats", "tls", "ws", "wss":
+	default:
+		bad(setNATS, "has URL %q with scheme %q; want nats, tls, ws or wss", u, p.Scheme)
+	}
+}
+
+// validateWorker checks the log level, the worker's tuning and the health address.
+func (c Config) validateWorker(bad reportFunc) {
 	if _, err := zerolog.ParseLevel(strings.ToLower(c.LogLevel)); err != nil || c.LogLevel == "" {
 		bad(setLogLevel, "must be trace, debug, info, warn or error, got %q", c.LogLevel)
 	}
@@ -257,13 +275,16 @@ func (c Config) Validate() error {
 			bad(setHealthAddr, "must be host:port or :port, got %q", c.HealthAddr)
 		}
 	}
+}
+
+// validateDev checks the embedded server's settings.
+func (c Config) validateDev(bad reportFunc) {
 	if strings.TrimSpace(c.Data) == "" {
 		bad(setData, "must not be empty")
 	}
 	if _, _, err := c.listenHostPort(); err != nil {
 		bad(setNATSListen, "%v", err)
 	}
-	return errors.Join(errs...)
 }
 
 // listenHostPort splits NATSListen; port -1 asks for any free port.

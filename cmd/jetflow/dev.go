@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jetflow-dev/jetflow/activities"
+	"github.com/jetflow-dev/jetflow/pkg/raiser"
 )
 
 // devMaxPayload is the embedded server's max_payload, as in nats.conf.
@@ -99,16 +100,64 @@ func (d *devServer) URL() string { return d.srv.ClientURL() }
 // bounds start-up only; Stop stops them. With an apiConfig (runDev passes one; tests may not) it
 // also serves the HTTP API.
 func startDev(ctx context.Context, cfg Config, log zerolog.Logger, api ...apiConfig) (_ *devServer, err error) {
-	host, port, err := cfg.listenHostPort()
+	d, fatal, err := newDevServer(cfg, log)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			d.Stop()
+		}
+	}()
+	if err := d.startNATS(ctx, fatal); err != nil {
+		return d, err
+	}
+	js, err := d.connect()
+	if err != nil {
+		return d, err
+	}
+	cfg.Replicas = 1 // one server
+	if err := d.setUpWorker(ctx, cfg, js); err != nil {
+		return d, err
+	}
+	// The queue raiser: approval-queue and event-queue (devRaiserConfig in raiser.go). Its
+	// streams and consumers are set up before the worker starts.
+	r, err := newRaiser(js, d.w.client, devRaiserConfig(), cfg.Replicas, log)
+	if err != nil {
+		return d, err
+	}
+	if err := r.Setup(ctx); err != nil {
+		return d, err
+	}
+
+	// The services: the worker, the HTTP API (api.go) and the queue raiser, each a goroutine in
+	// d.wg that reports to d.failed and is shut down by d.cancel before the connection and the
+	// server.
+	runCtx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.runWorker(runCtx)
+	for _, c := range api {
+		if err := d.serveDevAPI(runCtx, c, d.w.client); err != nil {
+			return d, err
+		}
+	}
+	d.runRaiser(runCtx, r)
+	return d, nil
+}
+
+// newDevServer creates the data directory and configures (but does not start) the embedded
+// server. The server reports fatal errors on the returned channel.
+func newDevServer(cfg Config, log zerolog.Logger) (*devServer, <-chan error, error) {
+	host, port, err := cfg.listenHostPort()
+	if err != nil {
+		return nil, nil, err
+	}
 	data, err := filepath.Abs(cfg.Data)
 	if err != nil {
-		return nil, fmt.Errorf("data directory %q: %w", cfg.Data, err)
+		return nil, nil, fmt.Errorf("data directory %q: %w", cfg.Data, err)
 	}
 	if err := os.MkdirAll(data, 0o755); err != nil {
-		return nil, fmt.Errorf("creating data directory: %w", err)
+		return nil, nil, fmt.Errorf("creating data directory: %w", err)
 	}
 	srv, err := server.NewServer(&server.Options{
 		ServerName: "jetflow-dev",
@@ -120,89 +169,79 @@ func startDev(ctx context.Context, cfg Config, log zerolog.Logger, api ...apiCon
 		NoSigs:     true, // this process handles signals
 	})
 	if err != nil {
-		return nil, fmt.Errorf("configuring the embedded NATS server: %w", err)
+		return nil, nil, fmt.Errorf("configuring the embedded NATS server: %w", err)
 	}
 	fatal := make(chan error, 1)
 	srvLog := log.With().Str("component", "nats-server").Logger()
 	trace := cfg.logLevel() <= zerolog.TraceLevel
 	srv.SetLoggerV2(&natsLogger{log: srvLog, fatal: fatal}, trace, trace, false)
+	return &devServer{srv: srv, log: log, data: data, failed: make(chan error, 1)}, fatal, nil
+}
 
-	d := &devServer{srv: srv, log: log, data: data, failed: make(chan error, 1)}
-	defer func() {
-		if err != nil {
-			d.Stop()
-		}
-	}()
-	go srv.Start()
-	if err := waitReady(ctx, srv, fatal); err != nil {
-		return d, err
+// startNATS starts the embedded server and waits until it accepts connections with JetStream.
+func (d *devServer) startNATS(ctx context.Context, fatal <-chan error) error {
+	go d.srv.Start()
+	if err := waitReady(ctx, d.srv, fatal); err != nil {
+		return err
 	}
-	if !srv.JetStreamEnabled() {
-		return d, errors.New("the embedded NATS server started without JetStream")
+	if !d.srv.JetStreamEnabled() {
+		return errors.New("the embedded NATS server started without JetStream")
 	}
-	log.Info().Str("url", srv.ClientURL()).Str("data", data).Msg("embedded NATS server ready")
+	d.log.Info().Str("url", d.srv.ClientURL()).Str("data", d.data).Msg("embedded NATS server ready")
+	return nil
+}
 
-	d.nc, err = nats.Connect(srv.ClientURL(), nats.InProcessServer(srv), nats.Name("jetflow dev"))
+// connect opens the in-process connection of the worker, the API and the raiser.
+func (d *devServer) connect() (jetstream.JetStream, error) {
+	var err error
+	d.nc, err = nats.Connect(d.srv.ClientURL(), nats.InProcessServer(d.srv), nats.Name("jetflow dev"))
 	if err != nil {
-		return d, fmt.Errorf("connecting to the embedded server: %w", err)
+		return nil, fmt.Errorf("connecting to the embedded server: %w", err)
 	}
-	js, err := jetstream.New(d.nc)
-	if err != nil {
-		return d, err
-	}
-	cfg.Replicas = 1 // one server
-	if d.w, err = newExampleWorker(ctx, cfg, js, log); err != nil {
-		return d, err
+	return jetstream.New(d.nc)
+}
+
+// setUpWorker creates the worker with the examples (and jetflow's streams and buckets) and seeds
+// the demo inventory on a new data directory. runWorker runs it.
+func (d *devServer) setUpWorker(ctx context.Context, cfg Config, js jetstream.JetStream) error {
+	var err error
+	if d.w, err = newExampleWorker(ctx, cfg, js, d.log); err != nil {
+		return err
 	}
 	if d.seeded, err = seedInventory(ctx, d.w.inventory); err != nil {
-		return d, err
+		return err
 	}
 	if d.seeded {
-		log.Info().Str("item", demoItem).Int("stock", demoStock).Msg("seeded the demo inventory")
+		d.log.Info().Str("item", demoItem).Int("stock", demoStock).Msg("seeded the demo inventory")
 	}
+	return nil
+}
 
-	// Start the services: the worker, the HTTP API and the queue raiser, each a goroutine in
-	// d.wg that reports to d.failed and is shut down by d.cancel before the connection and the
-	// server.
-	// The queue raiser: approval-queue and event-queue (devRaiserConfig in raiser.go). Its
-	// streams and consumers are set up before the worker starts, and it runs below.
-	r, err := newRaiser(js, d.w.client, devRaiserConfig(), cfg.Replicas, log)
-	if err != nil {
-		return d, err
-	}
-	if err := r.Setup(ctx); err != nil {
-		return d, err
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
+// runWorker runs the worker until ctx ends; an error stopping it goes to d.failed.
+func (d *devServer) runWorker(ctx context.Context) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		if err := d.w.worker.Run(runCtx); err != nil {
+		if err := d.w.worker.Run(ctx); err != nil {
 			d.failed <- fmt.Errorf("worker: %w", err)
 		}
 	}()
-	log.Info().Msg("worker running the example orchestrations and activities")
+	d.log.Info().Msg("worker running the example orchestrations and activities")
+}
 
-	// The HTTP API over the worker's client (api.go).
-	for _, c := range api {
-		if err := d.serveDevAPI(runCtx, c, d.w.client); err != nil {
-			return d, err
-		}
-	}
-
-	// The queue raiser, set up above.
+// runRaiser runs the queue raiser r until ctx ends; an error stopping it goes to d.failed, unless
+// another service failed first.
+func (d *devServer) runRaiser(ctx context.Context, r *raiser.Raiser) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		if err := runRaiserUntilDone(runCtx, r, log); err != nil {
+		if err := runRaiserUntilDone(ctx, r, d.log); err != nil {
 			select {
 			case d.failed <- err:
 			default:
 			}
 		}
 	}()
-	return d, nil
 }
 
 // waitReady waits until srv accepts connections, it reports a fatal error, or ctx ends.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -32,14 +33,8 @@ func runList(ctx context.Context, env *Env, args []string) error {
 	}
 	fs := newFlagSet(env, "list", "[--status S,S] [--prefix P] [--from T] [--to T] [--top N] [--all] [--json]", listAbout)
 	cfg.clientFlags(fs)
-	statuses := fs.String("status", "", "only instances with these `statuses` (comma-separated, e.g. Running,Failed)")
-	prefix := fs.String("prefix", "", "only instances whose ID starts with `P`")
-	from := fs.String("from", "", "only instances created at or after `T` (RFC 3339)")
-	to := fs.String("to", "", "only instances created at or before `T` (RFC 3339)")
-	top := fs.Int("top", 100, "page size, 1 to 1000")
-	all := fs.Bool("all", false, "print every page")
-	token := fs.String("continue", "", "continue a listing from `TOKEN`")
-	asJSON := fs.Bool("json", false, "print JSON")
+	var f listFlags
+	f.register(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -47,56 +42,98 @@ func runList(ctx context.Context, env *Env, args []string) error {
 	if err := wantArgs(fs, pos, 0, 0, "no arguments"); err != nil {
 		return err
 	}
-	q := engine.Query{IDPrefix: *prefix, Top: *top, ContinuationToken: *token}
-	if *top < 1 || *top > 1000 {
-		return usageErrorf("list: --top must be 1 to 1000, got %d", *top)
-	}
-	if q.Statuses, err = parseStatuses(*statuses); err != nil {
+	q, err := f.query()
+	if err != nil {
 		return err
 	}
-	for _, t := range []struct {
-		flag, v string
-		t       *time.Time
-	}{{"--from", *from, &q.CreatedFrom}, {"--to", *to, &q.CreatedTo}} {
-		if t.v == "" {
-			continue
-		}
-		if *t.t, err = time.Parse(time.RFC3339, t.v); err != nil {
-			return usageErrorf("list: %s must be an RFC 3339 time like 2026-01-02T15:04:05Z: %v", t.flag, err)
-		}
-	}
 	timeout := clientTimeout
-	if *all {
+	if f.all {
 		timeout = listAllTimeout
 	}
 	return withClient(ctx, env, cfg, timeout, func(ctx context.Context, c *engine.Client) error {
-		var found []*engine.Status
-		for {
-			page, err := c.ListInstances(ctx, q)
-			if err != nil {
-				return err
-			}
-			found = append(found, page.Instances...)
-			if page.ContinuationToken == "" {
-				break
-			}
-			if !*all {
-				fmt.Fprintf(env.Stderr, "more instances: run again with --all, or with --continue %s\n", page.ContinuationToken)
-				break
-			}
-			q.ContinuationToken = page.ContinuationToken
+		found, err := listPages(ctx, c, q, f.all, env.Stderr)
+		if err != nil {
+			return err
 		}
-		if *asJSON {
-			if found == nil {
-				found = []*engine.Status{}
-			}
-			enc := json.NewEncoder(env.Stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(found)
+		if f.asJSON {
+			return printListJSON(env.Stdout, found)
 		}
 		printList(env.Stdout, found)
 		return nil
 	})
+}
+
+// listFlags are the flags of `jetflow list`.
+type listFlags struct {
+	statuses, prefix, from, to, token string
+	top                               int
+	all, asJSON                       bool
+}
+
+func (f *listFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.statuses, "status", "", "only instances with these `statuses` (comma-separated, e.g. Running,Failed)")
+	fs.StringVar(&f.prefix, "prefix", "", "only instances whose ID starts with `P`")
+	fs.StringVar(&f.from, "from", "", "only instances created at or after `T` (RFC 3339)")
+	fs.StringVar(&f.to, "to", "", "only instances created at or before `T` (RFC 3339)")
+	fs.IntVar(&f.top, "top", 100, "page size, 1 to 1000")
+	fs.BoolVar(&f.all, "all", false, "print every page")
+	fs.StringVar(&f.token, "continue", "", "continue a listing from `TOKEN`")
+	fs.BoolVar(&f.asJSON, "json", false, "print JSON")
+}
+
+// query is the query the flags ask for; it returns a usage error for a bad value.
+func (f listFlags) query() (engine.Query, error) {
+	q := engine.Query{IDPrefix: f.prefix, Top: f.top, ContinuationToken: f.token}
+	if f.top < 1 || f.top > 1000 {
+		return q, usageErrorf("list: --top must be 1 to 1000, got %d", f.top)
+	}
+	var err error
+	if q.Statuses, err = parseStatuses(f.statuses); err != nil {
+		return q, err
+	}
+	for _, t := range []struct {
+		flag, v string
+		t       *time.Time
+	}{{"--from", f.from, &q.CreatedFrom}, {"--to", f.to, &q.CreatedTo}} {
+		if t.v == "" {
+			continue
+		}
+		if *t.t, err = time.Parse(time.RFC3339, t.v); err != nil {
+			return q, usageErrorf("list: %s must be an RFC 3339 time like 2026-01-02T15:04:05Z: %v", t.flag, err)
+		}
+	}
+	return q, nil
+}
+
+// listPages lists the instances q selects: one page, or with all every page. When it stops
+// before the last page it tells stderr how to go on.
+func listPages(ctx context.Context, c *engine.Client, q engine.Query, all bool, stderr io.Writer) ([]*engine.Status, error) {
+	var found []*engine.Status
+	for {
+		page, err := c.ListInstances(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		found = append(found, page.Instances...)
+		if page.ContinuationToken == "" {
+			return found, nil
+		}
+		if !all {
+			fmt.Fprintf(stderr, "more instances: run again with --all, or with --continue %s\n", page.ContinuationToken)
+			return found, nil
+		}
+		q.ContinuationToken = page.ContinuationToken
+	}
+}
+
+// printListJSON writes the statuses as an indented JSON array ([] for none).
+func printListJSON(w io.Writer, found []*engine.Status) error {
+	if found == nil {
+		found = []*engine.Status{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(found)
 }
 
 // parseStatuses parses a comma-separated list of runtime statuses (any case).

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,13 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/jetflow-dev/jetflow/pkg/engine"
+	"github.com/jetflow-dev/jetflow/internal/examplestack"
 	"github.com/jetflow-dev/jetflow/pkg/natstest"
-	"github.com/jetflow-dev/jetflow/pkg/raiser"
 )
 
 func TestRaiserSettings(t *testing.T) {
@@ -108,15 +104,7 @@ func TestRaiserFlagsAndEnv(t *testing.T) {
 func TestDevRaiser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cfg := DefaultConfig()
-	cfg.Data = t.TempDir()
-	cfg.NATSListen = "127.0.0.1:-1"
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	d, err := startDev(ctx, cfg, log)
-	if err != nil {
-		t.Fatalf("startDev: %v", err)
-	}
-	t.Cleanup(d.Stop)
+	d := startTestDev(t, zerolog.WarnLevel)
 	var banner bytes.Buffer
 	printDevBanner(&banner, d)
 	for _, want := range []string{"nats pub --server " + d.URL() + " approval-queue <id>", "event-queue"} {
@@ -124,34 +112,8 @@ func TestDevRaiser(t *testing.T) {
 			t.Errorf("dev banner does not mention %q:\n%s", want, banner.String())
 		}
 	}
-	nc, err := nats.Connect(d.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.Connect(t, d.srv)
 	client := d.w.client
-	waitConsumer := func(stream, name string) {
-		t.Helper()
-		natstest.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
-			_, err := js.Consumer(ctx, stream, name)
-			return err
-		})
-	}
-	startWaiting := func(name, id, input, event string) {
-		t.Helper()
-		if _, err := client.ScheduleNew(ctx, name, engine.WithInstanceID(id), engine.WithInput(json.RawMessage(input))); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := client.WaitFor(ctx, id, func(s *engine.Status) bool {
-			return s.Waiting != nil && strings.Contains(fmt.Sprint(s.Waiting.Events), event)
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	publish := func(subject, body string) {
 		t.Helper()
 		if _, err := js.Publish(ctx, subject, []byte(body)); err != nil {
@@ -160,21 +122,16 @@ func TestDevRaiser(t *testing.T) {
 	}
 	output := func(id string) string {
 		t.Helper()
-		s, err := client.WaitForCompletion(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(s.Output)
+		return string(examplestack.WaitEnded(t, client, id).Output)
 	}
 
-	waitConsumer(raiser.DefaultStream, "raiser-approval-queue")
-	waitConsumer(raiser.DefaultStream, "raiser-event-queue")
-	startWaiting("BudgetApproval", "budget-1", `{"amountCents": 500000, "requester": "ana"}`, "Approval")
+	// The dev server's raiser: its queues are set up once startDev returns.
+	examplestack.StartWaiting(t, client, "BudgetApproval", "budget-1", json.RawMessage(`{"amountCents": 500000, "requester": "ana"}`), "Approval")
 	publish("approval-queue", "budget-1")
 	if got := output("budget-1"); got != `"approved"` {
 		t.Errorf("budget-1 output %s, want approved", got)
 	}
-	startWaiting("Select", "select-1", "null", "Event3")
+	examplestack.StartWaiting(t, client, "Select", "select-1", json.RawMessage("null"), "Event3")
 	publish("event-queue", `{"instanceId": "select-1", "eventName": "Event3", "eventData": 7}`)
 	if got := output("select-1"); got != `{"winner":"Event3","value":7}` {
 		t.Errorf("select-1 output %s", got)
@@ -194,8 +151,12 @@ func TestDevRaiser(t *testing.T) {
 		defer wg.Done()
 		_, errOut, code = runCmd(rctx, "raiser", "--config", file, "--nats", d.URL(), "--log-level", "warn")
 	}()
-	waitConsumer("DENIALS", "raiser-deny-queue")
-	startWaiting("BudgetApproval", "budget-2", `{"amountCents": 1, "requester": "bo"}`, "Approval")
+	// The command sets its queue up as it starts: poll for its consumer.
+	natstest.CheckFor(t, examplestack.WaitTimeout, 10*time.Millisecond, func() error {
+		_, err := js.Consumer(ctx, "DENIALS", "raiser-deny-queue")
+		return err
+	})
+	examplestack.StartWaiting(t, client, "BudgetApproval", "budget-2", json.RawMessage(`{"amountCents": 1, "requester": "bo"}`), "Approval")
 	publish("deny-queue", "budget-2")
 	if got := output("budget-2"); got != `"denied"` {
 		t.Errorf("budget-2 output %s, want denied", got)

@@ -38,36 +38,13 @@ func runStart(ctx context.Context, env *Env, args []string) error {
 	if err := wantArgs(fs, pos, 1, 1, "an orchestrator name"); err != nil {
 		return err
 	}
-	opts := []engine.StartOption{}
-	if *id != "" {
-		if err := checkID(*id); err != nil {
-			return err
-		}
-		opts = append(opts, engine.WithInstanceID(*id))
+	opts, err := startOptions(*id, *input)
+	if err != nil {
+		return err
 	}
-	if *input != "" {
-		raw, err := parseJSON("--input", *input)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, engine.WithInput(raw))
-	}
-	var ev *engine.Event
-	switch {
-	case *event != "":
-		if err := checkEventName(*event); err != nil {
-			return err
-		}
-		ev = &engine.Event{Name: *event, Data: json.RawMessage("null"), ID: *eventID}
-		if *eventData != "" {
-			raw, err := parseJSON("--event-data", *eventData)
-			if err != nil {
-				return err
-			}
-			ev.Data = raw
-		}
-	case *eventData != "" || *eventID != "":
-		return usageErrorf("start: --event-data and --event-id need --event")
+	ev, err := startEvent(*event, *eventData, *eventID)
+	if err != nil {
+		return err
 	}
 	return withClient(ctx, env, cfg, clientTimeout, func(ctx context.Context, c *engine.Client) error {
 		var got string
@@ -83,4 +60,46 @@ func runStart(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintln(env.Stdout, got)
 		return nil
 	})
+}
+
+// startOptions are the start options for the --id and --input flags.
+func startOptions(id, input string) ([]engine.StartOption, error) {
+	opts := []engine.StartOption{}
+	if id != "" {
+		if err := checkID(id); err != nil {
+			return nil, err
+		}
+		opts = append(opts, engine.WithInstanceID(id))
+	}
+	if input != "" {
+		raw, err := parseJSON("--input", input)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, engine.WithInput(raw))
+	}
+	return opts, nil
+}
+
+// startEvent is the event the --event, --event-data and --event-id flags ask the start to
+// deliver, or nil for none.
+func startEvent(name, data, id string) (*engine.Event, error) {
+	if name == "" {
+		if data != "" || id != "" {
+			return nil, usageErrorf("start: --event-data and --event-id need --event")
+		}
+		return nil, nil
+	}
+	if err := checkEventName(name); err != nil {
+		return nil, err
+	}
+	ev := &engine.Event{Name: name, Data: json.RawMessage("null"), ID: id}
+	if data != "" {
+		raw, err := parseJSON("--event-data", data)
+		if err != nil {
+			return nil, err
+		}
+		ev.Data = raw
+	}
+	return ev, nil
 }

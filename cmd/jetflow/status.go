@@ -174,32 +174,13 @@ func printHistory(w io.Writer, events []history.Event, now time.Time) {
 
 // describeEvent summarizes the fields that matter for each event type.
 func describeEvent(ev history.Event, now time.Time) string {
-	js := func(label string, raw json.RawMessage) string {
-		if len(raw) == 0 {
-			return ""
-		}
-		return label + " " + shorten(string(raw), maxShownInTimeline)
-	}
-	task := func() string { return fmt.Sprintf("#%d", ev.TaskID) }
-	failure := func() string {
-		if ev.Failure == nil {
-			return ""
-		}
-		return "failure " + shorten(ev.Failure.Error(), maxShownInTimeline)
-	}
-	reason := func() string {
-		if ev.Reason == "" {
-			return ""
-		}
-		return "reason " + ev.Reason
-	}
 	var parts []string
 	switch ev.Type {
 	case history.OrchestratorStarted:
 		// Its timestamp is the orchestrator's CurrentTime for the turn.
 		parts = []string{"(a turn begins)"}
 	case history.ExecutionStarted:
-		parts = []string{ev.Name, js("input", ev.Input)}
+		parts = []string{ev.Name, jsonPart("input", ev.Input)}
 		if ev.Generation > 1 {
 			parts = append(parts, fmt.Sprintf("generation %d", ev.Generation))
 		}
@@ -207,36 +188,68 @@ func describeEvent(ev history.Event, now time.Time) string {
 			parts = append(parts, fmt.Sprintf("parent %s #%d", ev.Parent.InstanceID, ev.Parent.TaskID))
 		}
 	case history.ExecutionCompleted:
-		parts = []string{string(ev.Status), js("output", ev.Result), failure()}
+		parts = []string{string(ev.Status), jsonPart("output", ev.Result), failurePart(ev)}
 	case history.ExecutionTerminated, history.ExecutionSuspended, history.ExecutionResumed:
-		parts = []string{reason()}
+		parts = []string{reasonPart(ev)}
 	case history.ContinuedAsNew:
-		parts = []string{js("input", ev.Input)}
+		parts = []string{jsonPart("input", ev.Input)}
 	case history.ExecutionRewound:
-		parts = []string{reason()}
+		parts = []string{reasonPart(ev)}
 		for _, id := range ev.TaskIDs {
 			parts = append(parts, fmt.Sprintf("reruns #%d", id))
 		}
 	case history.TaskScheduled:
-		parts = []string{task(), ev.Name, js("input", ev.Input)}
+		parts = []string{taskPart(ev), ev.Name, jsonPart("input", ev.Input)}
 	case history.TaskCompleted, history.SubOrchestrationInstanceCompleted:
-		parts = []string{task(), js("result", ev.Result)}
+		parts = []string{taskPart(ev), jsonPart("result", ev.Result)}
 	case history.TaskFailed, history.SubOrchestrationInstanceFailed:
-		parts = []string{task(), failure()}
+		parts = []string{taskPart(ev), failurePart(ev)}
 	case history.TimerCreated:
-		parts = []string{task(), "fires " + formatTime(ev.FireAt, now)}
+		parts = []string{taskPart(ev), "fires " + formatTime(ev.FireAt, now)}
 	case history.TimerFired:
-		parts = []string{task()}
+		parts = []string{taskPart(ev)}
 	case history.SubOrchestrationInstanceCreated:
-		parts = []string{task(), ev.Name, "instance " + ev.InstanceID, js("input", ev.Input)}
+		parts = []string{taskPart(ev), ev.Name, "instance " + ev.InstanceID, jsonPart("input", ev.Input)}
 	case history.EventRaised:
-		parts = []string{ev.Name, js("data", ev.Input)}
+		parts = []string{ev.Name, jsonPart("data", ev.Input)}
 		if ev.EventID != "" {
 			parts = append(parts, "event ID "+ev.EventID)
 		}
 	default:
-		parts = []string{task(), ev.Name, js("input", ev.Input), js("result", ev.Result), failure(), reason()}
+		parts = []string{taskPart(ev), ev.Name, jsonPart("input", ev.Input), jsonPart("result", ev.Result), failurePart(ev), reasonPart(ev)}
 	}
+	return joinParts(parts)
+}
+
+// jsonPart is label and the (shortened) JSON value raw, or "" without one.
+func jsonPart(label string, raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	return label + " " + shorten(string(raw), maxShownInTimeline)
+}
+
+// taskPart is the event's task ID.
+func taskPart(ev history.Event) string { return fmt.Sprintf("#%d", ev.TaskID) }
+
+// failurePart is the event's (shortened) failure, or "" without one.
+func failurePart(ev history.Event) string {
+	if ev.Failure == nil {
+		return ""
+	}
+	return "failure " + shorten(ev.Failure.Error(), maxShownInTimeline)
+}
+
+// reasonPart is the event's reason, or "" without one.
+func reasonPart(ev history.Event) string {
+	if ev.Reason == "" {
+		return ""
+	}
+	return "reason " + ev.Reason
+}
+
+// joinParts joins the parts that are not "", two spaces apart.
+func joinParts(parts []string) string {
 	var out []string
 	for _, p := range parts {
 		if p != "" {

@@ -115,53 +115,73 @@ func newEnv(ctx context.Context, opts *Options, workload string) (_ *env, err er
 		}
 		url = e.srv.ClientURL()
 	}
-	connect := func(name string) (*nats.Conn, jetstream.JetStream, error) {
-		nc, err := nats.Connect(url, append([]nats.Option{nats.Name(name)}, opts.NATSOptions...)...)
-		if err != nil {
-			return nil, nil, fmt.Errorf("connecting to NATS at %s: %w", url, err)
-		}
-		js, err := jetstream.New(nc)
-		if err != nil {
-			nc.Close()
-			return nil, nil, fmt.Errorf("JetStream on %s: %w", url, err)
-		}
-		return nc, js, nil
-	}
-
-	// The worker, on its own connection.
-	var wjs jetstream.JetStream
-	if e.workerNC, wjs, err = connect("jetflow bench worker"); err != nil {
+	if err := e.newWorker(ctx, url); err != nil {
 		return nil, err
+	}
+	if err := e.openClient(ctx, url); err != nil {
+		return nil, err
+	}
+	e.runWorker()
+	return e, nil
+}
+
+// connect opens a connection named name to the server at url, with the options' NATS options.
+func (e *env) connect(url, name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name(name)}, e.opts.NATSOptions...)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to NATS at %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("JetStream on %s: %w", url, err)
+	}
+	return nc, js, nil
+}
+
+// newWorker creates jetflow's streams and buckets and the worker with the benchmark registry,
+// on a connection of its own.
+func (e *env) newWorker(ctx context.Context, url string) error {
+	var wjs jetstream.JetStream
+	var err error
+	if e.workerNC, wjs, err = e.connect(url, "jetflow bench worker"); err != nil {
+		return err
 	}
 	wb, err := natsjs.New(ctx, wjs)
 	if err != nil {
-		return nil, fmt.Errorf("creating jetflow's streams and buckets: %w", err)
+		return fmt.Errorf("creating jetflow's streams and buckets: %w", err)
 	}
 	reg, err := e.registry()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var wopts []engine.WorkerOption
-	if opts.CacheSize >= 0 {
-		wopts = append(wopts, engine.WithCacheSize(opts.CacheSize))
+	if e.opts.CacheSize >= 0 {
+		wopts = append(wopts, engine.WithCacheSize(e.opts.CacheSize))
 	}
 	if e.worker, err = engine.NewWorker(wb, reg, wopts...); err != nil {
-		return nil, fmt.Errorf("creating the worker: %w", err)
+		return fmt.Errorf("creating the worker: %w", err)
 	}
+	return nil
+}
 
-	// The client side, on another connection.
-	if e.nc, e.js, err = connect("jetflow bench client"); err != nil {
-		return nil, err
+// openClient opens the client side on another connection: the client, the backend it uses and
+// the state watcher.
+func (e *env) openClient(ctx context.Context, url string) error {
+	var err error
+	if e.nc, e.js, err = e.connect(url, "jetflow bench client"); err != nil {
+		return err
 	}
 	if e.be, err = natsjs.Open(ctx, e.js); err != nil {
-		return nil, fmt.Errorf("opening jetflow's streams: %w", err)
+		return fmt.Errorf("opening jetflow's streams: %w", err)
 	}
 	e.client = engine.NewClient(e.be)
 	e.names = e.be.Names()
-	if err := e.watchStates(ctx); err != nil {
-		return nil, err
-	}
+	return e.watchStates(ctx)
+}
 
+// runWorker runs the worker until close stops it; if it stops with an error, the workload fails.
+func (e *env) runWorker() {
 	wctx, stop := context.WithCancel(context.Background())
 	e.stop = stop
 	e.stopped = make(chan struct{})
@@ -171,7 +191,6 @@ func newEnv(ctx context.Context, opts *Options, workload string) (_ *env, err er
 			e.fail(fmt.Errorf("worker stopped: %w", err))
 		}
 	}()
-	return e, nil
 }
 
 // close stops the worker, the watcher, the connections and the embedded server, and removes

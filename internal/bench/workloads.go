@@ -23,75 +23,18 @@ const fanoutWidth = 100
 // registry returns the benchmark orchestrators and activities.
 func (e *env) registry() (*durable.Registry, error) {
 	reg := durable.NewRegistry()
-	ok := func(context.Context, any) (bool, error) { return true, nil }
 	orchestrators := map[string]durable.OrchestratorFunc{
-		"BenchApproval": func(ctx *durable.OrchestrationContext) (any, error) {
-			if err := ctx.CallActivity("Reserve", nil).Await(nil); err != nil {
-				return nil, err
-			}
-			var approved bool
-			if err := ctx.WaitForExternalEvent("Approval").Await(&approved); err != nil {
-				return nil, err
-			}
-			return approved, ctx.CallActivity("Pay", nil).Await(nil)
-		},
-		"BenchLatency": func(ctx *durable.OrchestrationContext) (any, error) {
-			if err := ctx.WaitForExternalEvent("Go").Await(nil); err != nil {
-				return nil, err
-			}
-			return nil, ctx.CallActivity("Stamp", nil).Await(nil)
-		},
-		"BenchFanout": func(ctx *durable.OrchestrationContext) (any, error) {
-			tasks := make([]*durable.Task, fanoutWidth)
-			for i := range tasks {
-				tasks[i] = ctx.CallActivity("Work", i)
-			}
-			if err := ctx.WhenAll(tasks...).Await(nil); err != nil {
-				return nil, err
-			}
-			sum := 0
-			for _, t := range tasks {
-				var v int
-				if err := t.Await(&v); err != nil {
-					return nil, err
-				}
-				sum += v
-			}
-			return sum, nil
-		},
-		"BenchTicks": func(ctx *durable.OrchestrationContext) (any, error) {
-			var n int
-			if err := ctx.GetInput(&n); err != nil {
-				return nil, err
-			}
-			for i := 1; i <= n; i++ {
-				if err := ctx.WaitForExternalEvent("Tick").Await(nil); err != nil {
-					return nil, err
-				}
-				if err := ctx.SetCustomStatus(i); err != nil {
-					return nil, err
-				}
-			}
-			return n, nil
-		},
-		"BenchIdle": func(ctx *durable.OrchestrationContext) (any, error) {
-			return nil, ctx.WaitForExternalEvent("Wake").Await(nil)
-		},
+		"BenchApproval": benchApproval,
+		"BenchLatency":  benchLatency,
+		"BenchFanout":   benchFanout,
+		"BenchTicks":    benchTicks,
+		"BenchIdle":     benchIdle,
 	}
+	ok := func(context.Context, any) (bool, error) { return true, nil }
 	activities := map[string]durable.ActivityFunc{
 		"Reserve": durable.Activity(ok),
 		"Pay":     durable.Activity(ok),
-		"Stamp": durable.Activity(func(ctx context.Context, _ any) (bool, error) {
-			now := time.Now()
-			info, _ := durable.ActivityInfoFrom(ctx)
-			if ch, found := e.stamps.Load(info.InstanceID); found {
-				select {
-				case ch.(chan time.Time) <- now:
-				default: // a redelivery: the first run counts
-				}
-			}
-			return true, nil
-		}),
+		"Stamp":   durable.Activity(e.stamp),
 		"Work": durable.Activity(func(_ context.Context, i int) (int, error) {
 			e.work.Add(1)
 			return i, nil
@@ -108,6 +51,82 @@ func (e *env) registry() (*durable.Registry, error) {
 		}
 	}
 	return reg, nil
+}
+
+// benchApproval reserves, waits for Approval, then pays.
+func benchApproval(ctx *durable.OrchestrationContext) (any, error) {
+	if err := ctx.CallActivity("Reserve", nil).Await(nil); err != nil {
+		return nil, err
+	}
+	var approved bool
+	if err := ctx.WaitForExternalEvent("Approval").Await(&approved); err != nil {
+		return nil, err
+	}
+	return approved, ctx.CallActivity("Pay", nil).Await(nil)
+}
+
+// benchLatency waits for Go, then calls Stamp, which reports when it ran.
+func benchLatency(ctx *durable.OrchestrationContext) (any, error) {
+	if err := ctx.WaitForExternalEvent("Go").Await(nil); err != nil {
+		return nil, err
+	}
+	return nil, ctx.CallActivity("Stamp", nil).Await(nil)
+}
+
+// benchFanout runs fanoutWidth Work activities in parallel and returns the sum of their results.
+func benchFanout(ctx *durable.OrchestrationContext) (any, error) {
+	tasks := make([]*durable.Task, fanoutWidth)
+	for i := range tasks {
+		tasks[i] = ctx.CallActivity("Work", i)
+	}
+	if err := ctx.WhenAll(tasks...).Await(nil); err != nil {
+		return nil, err
+	}
+	sum := 0
+	for _, t := range tasks {
+		var v int
+		if err := t.Await(&v); err != nil {
+			return nil, err
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+// benchTicks waits for its input's number of Tick events, setting the custom status to the
+// count after each.
+func benchTicks(ctx *durable.OrchestrationContext) (any, error) {
+	var n int
+	if err := ctx.GetInput(&n); err != nil {
+		return nil, err
+	}
+	for i := 1; i <= n; i++ {
+		if err := ctx.WaitForExternalEvent("Tick").Await(nil); err != nil {
+			return nil, err
+		}
+		if err := ctx.SetCustomStatus(i); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// benchIdle waits for Wake.
+func benchIdle(ctx *durable.OrchestrationContext) (any, error) {
+	return nil, ctx.WaitForExternalEvent("Wake").Await(nil)
+}
+
+// stamp is the Stamp activity: it sends the time it runs to the instance's channel in e.stamps.
+func (e *env) stamp(ctx context.Context, _ any) (bool, error) {
+	now := time.Now()
+	info, _ := durable.ActivityInfoFrom(ctx)
+	if ch, found := e.stamps.Load(info.InstanceID); found {
+		select {
+		case ch.(chan time.Time) <- now:
+		default: // a redelivery: the first run counts
+		}
+	}
+	return true, nil
 }
 
 func terminal(s *engine.Status) bool { return s.Status.IsTerminal() }
@@ -400,13 +419,7 @@ func runHistorySeq(ctx context.Context, e *env, n, _ int) (Result, error) {
 func runIdle(ctx context.Context, e *env, n, c int) (Result, error) {
 	waiting := e.track(n, waitingFor("Wake"))
 	done := e.track(n, terminal)
-	raised := make([]int64, n)
-	lat := make([]time.Duration, n)
-	base, err := measureMemory()
-	if err != nil {
-		return Result{}, err
-	}
-	hist0, state0, err := e.kvBytes(ctx)
+	before, err := e.footprint(ctx)
 	if err != nil {
 		return Result{}, err
 	}
@@ -427,18 +440,46 @@ func runIdle(ctx context.Context, e *env, n, c int) (Result, error) {
 		return Result{}, err
 	}
 	allWaiting := waiting.last().Sub(createStart)
-	mem, err := measureMemory()
+	after, err := e.footprint(ctx)
 	if err != nil {
 		return Result{}, err
 	}
-	hist1, state1, err := e.kvBytes(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	e.opts.progress("idle: %d instances wait; RSS %.1f MB (%.1f MB before); raising", n, mb(mem.rss), mb(base.rss))
+	e.opts.progress("idle: %d instances wait; RSS %.1f MB (%.1f MB before); raising", n, mb(after.mem.rss), mb(before.mem.rss))
 
 	start := time.Now()
-	err = e.parallelReporting(ctx, "raising", n, c, func(ctx context.Context, i int) error {
+	lat, err := e.wakeAll(ctx, n, c, done)
+	if err != nil {
+		return Result{}, err
+	}
+	elapsed := done.last().Sub(start)
+	p50, p99 := percentiles(lat)
+	return Result{
+		Seconds: seconds(elapsed), PerSec: rate(n, elapsed), P50ms: p50, P99ms: p99,
+		Notes: e.idleNotes(n, c, before, after, created, allWaiting),
+	}, nil
+}
+
+// footprint is what runIdle measures before and after creating the instances.
+type footprint struct {
+	mem         memory
+	hist, state uint64 // bytes in the history and state buckets
+}
+
+func (e *env) footprint(ctx context.Context) (footprint, error) {
+	var f footprint
+	var err error
+	if f.mem, err = measureMemory(); err != nil {
+		return f, err
+	}
+	f.hist, f.state, err = e.kvBytes(ctx)
+	return f, err
+}
+
+// wakeAll raises Wake on the n idle instances (c goroutines) and returns, for each, the time from
+// its raise call to its Completed state (seen by done).
+func (e *env) wakeAll(ctx context.Context, n, c int, done *tracker) ([]time.Duration, error) {
+	raised := make([]int64, n)
+	err := e.parallelReporting(ctx, "raising", n, c, func(ctx context.Context, i int) error {
 		raised[i] = time.Now().UnixNano()
 		if err := e.client.RaiseEvent(ctx, e.id(i), "Wake", nil); err != nil {
 			return fmt.Errorf("raising Wake on %s: %w", e.id(i), err)
@@ -446,29 +487,31 @@ func runIdle(ctx context.Context, e *env, n, c int) (Result, error) {
 		return nil
 	})
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	if err := e.awaitAll(ctx, done, "every instance to complete"); err != nil {
-		return Result{}, err
+		return nil, err
 	}
-	elapsed := done.last().Sub(start)
+	lat := make([]time.Duration, n)
 	for i := range n {
 		lat[i] = done.when(i).Sub(time.Unix(0, raised[i]))
 	}
-	p50, p99 := percentiles(lat)
+	return lat, nil
+}
 
+// idleNotes are the idle workload's notes: memory and KV bytes per instance, and how the n
+// instances were created (c goroutines, in created, all waiting after allWaiting) and woken.
+func (e *env) idleNotes(n, c int, before, after footprint, created, allWaiting time.Duration) string {
 	measured := "one process with the embedded NATS server, the worker and the bench client: RSS includes the server's memory"
 	if e.srv == nil {
 		measured = "one process with the worker and the bench client (server external)"
 	}
 	perInst := func(after, before uint64) float64 { return round(float64(after-before) / float64(n)) }
-	return Result{
-		Seconds: seconds(elapsed), PerSec: rate(n, elapsed), P50ms: p50, P99ms: p99,
-		Notes: fmt.Sprintf("worker_rss_mb=%.1f (RSS with all waiting %.1f MB minus %.1f MB before creating them; after GC) rss_total_mb=%.1f heap_inuse_mb=%.1f (before %.1f); measured: %s; "+
-			"kv_bytes_per_instance=%.0f (KV_%s %.0f + KV_%s %.0f); created by %d goroutines with Client.ScheduleNew in %.1fs (%.0f/s), all waiting after %.1fs; "+
-			"raised by %d goroutines with Client.RaiseEvent; seconds first raise → last Completed state seen; p50/p99 raise call → Completed state seen",
-			mb(mem.rss-base.rss), mb(mem.rss), mb(base.rss), mb(mem.rss), mb(int64(mem.heap)), mb(int64(base.heap)), measured,
-			perInst(hist1+state1, hist0+state0), e.names.HistoryBucket(), perInst(hist1, hist0), e.names.StateBucket(), perInst(state1, state0),
-			c, created.Seconds(), rate(n, created), allWaiting.Seconds(), c),
-	}, nil
+	mem, base := after.mem, before.mem
+	return fmt.Sprintf("worker_rss_mb=%.1f (RSS with all waiting %.1f MB minus %.1f MB before creating them; after GC) rss_total_mb=%.1f heap_inuse_mb=%.1f (before %.1f); measured: %s; "+
+		"kv_bytes_per_instance=%.0f (KV_%s %.0f + KV_%s %.0f); created by %d goroutines with Client.ScheduleNew in %.1fs (%.0f/s), all waiting after %.1fs; "+
+		"raised by %d goroutines with Client.RaiseEvent; seconds first raise → last Completed state seen; p50/p99 raise call → Completed state seen",
+		mb(mem.rss-base.rss), mb(mem.rss), mb(base.rss), mb(mem.rss), mb(int64(mem.heap)), mb(int64(base.heap)), measured,
+		perInst(after.hist+after.state, before.hist+before.state), e.names.HistoryBucket(), perInst(after.hist, before.hist), e.names.StateBucket(), perInst(after.state, before.state),
+		c, created.Seconds(), rate(n, created), allWaiting.Seconds(), c)
 }

@@ -281,31 +281,9 @@ func (e *Executor) apply(ev history.Event) bool {
 		return true
 	case history.TaskCompleted, history.TaskFailed, history.TimerFired,
 		history.SubOrchestrationInstanceCompleted, history.SubOrchestrationInstanceFailed:
-		t := e.tasks[ev.TaskID]
-		if t == nil || t.done || t.kind != kindFor(ev.Type) || e.isHeld(ev) {
-			return false
-		}
-		if e.suspended {
-			e.held = append(e.held, ev)
-			return true
-		}
-		e.completeTask(t, ev)
-		e.run()
-		return true
+		return e.applyResult(ev)
 	case history.EventRaised:
-		if ev.EventID != "" {
-			if _, seen := e.eventIDs[ev.EventID]; seen {
-				return false
-			}
-			e.eventIDs[ev.EventID] = struct{}{}
-		}
-		if e.suspended {
-			e.held = append(e.held, ev)
-			return true
-		}
-		e.deliver(ev)
-		e.run()
-		return true
+		return e.applyRaised(ev)
 	case history.ExecutionSuspended:
 		if e.suspended {
 			return false
@@ -316,20 +294,7 @@ func (e *Executor) apply(ev history.Event) bool {
 		if !e.suspended {
 			return false
 		}
-		e.suspended = false
-		held := e.held
-		e.held = nil
-		for _, h := range held {
-			if e.Done() {
-				break
-			}
-			if h.Type == history.EventRaised {
-				e.deliver(h)
-			} else {
-				e.completeTask(e.tasks[h.TaskID], h)
-			}
-			e.run()
-		}
+		e.applyResumed()
 		return true
 	case history.ExecutionTerminated:
 		e.terminated, e.termReason = true, ev.Reason
@@ -337,6 +302,58 @@ func (e *Executor) apply(ev history.Event) bool {
 		return true
 	}
 	return false
+}
+
+// applyResult applies a task's (activity's, timer's or sub-orchestration's) result: held while
+// suspended, ignored for a task that is unknown, done, of another kind or already held.
+func (e *Executor) applyResult(ev history.Event) bool {
+	t := e.tasks[ev.TaskID]
+	if t == nil || t.done || t.kind != kindFor(ev.Type) || e.isHeld(ev) {
+		return false
+	}
+	if e.suspended {
+		e.held = append(e.held, ev)
+		return true
+	}
+	e.completeTask(t, ev)
+	e.run()
+	return true
+}
+
+// applyRaised applies a raised event: held while suspended, ignored if its event ID was seen.
+func (e *Executor) applyRaised(ev history.Event) bool {
+	if ev.EventID != "" {
+		if _, seen := e.eventIDs[ev.EventID]; seen {
+			return false
+		}
+		e.eventIDs[ev.EventID] = struct{}{}
+	}
+	if e.suspended {
+		e.held = append(e.held, ev)
+		return true
+	}
+	e.deliver(ev)
+	e.run()
+	return true
+}
+
+// applyResumed ends a suspension: the events and results held meanwhile are applied in order,
+// until the orchestrator is done.
+func (e *Executor) applyResumed() {
+	e.suspended = false
+	held := e.held
+	e.held = nil
+	for _, h := range held {
+		if e.Done() {
+			break
+		}
+		if h.Type == history.EventRaised {
+			e.deliver(h)
+		} else {
+			e.completeTask(e.tasks[h.TaskID], h)
+		}
+		e.run()
+	}
 }
 
 func (e *Executor) isHeld(ev history.Event) bool {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetflow-dev/jetflow/internal/examplestack"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 	"github.com/jetflow-dev/jetflow/pkg/httpapi"
@@ -55,8 +56,7 @@ func TestListPurgeRestart(t *testing.T) {
 	failed := []string{"f-1", "f-2", "f/3"}
 	for _, id := range failed {
 		expectCode(t, do(t, "POST", api(e.open, "orchestrators/Nope/"+url.PathEscape(id)), `{"n": 1}`), http.StatusAccepted, "start "+id)
-		e.waitCreated(t, id)
-		e.waitEnded(t, id)
+		examplestack.WaitEnded(t, e.client, id)
 	}
 	mid := url.QueryEscape(time.Now().UTC().Format(time.RFC3339Nano))
 	running := []string{"r-1", "r-2"}
@@ -116,7 +116,7 @@ func TestListPurgeRestart(t *testing.T) {
 		if loc := r.header.Get("Location"); loc != inst(e.open, newID, "") {
 			t.Errorf("Location %q", loc)
 		}
-		s := e.waitEnded(t, newID)
+		s := examplestack.WaitEnded(t, e.client, newID)
 		var in struct{ N int }
 		if s.Name != "Nope" || json.Unmarshal(s.Input, &in) != nil || in.N != 1 {
 			t.Errorf("restarted instance: %s %s", s.Name, s.Input)
@@ -131,7 +131,7 @@ func TestListPurgeRestart(t *testing.T) {
 		if id := r.json(t)["id"]; id != "f/3" {
 			t.Fatalf("restart in place: id %v", id)
 		}
-		e.waitFor(t, "f/3", "failed again", func(s *engine.Status) bool {
+		examplestack.WaitFor(t, e.client, "f/3", "failed again", func(s *engine.Status) bool {
 			return s.StartID != before.StartID && s.Status == history.StatusFailed
 		})
 

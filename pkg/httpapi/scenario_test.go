@@ -4,13 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"testing"
-	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/jetflow-dev/jetflow/activities"
 	"github.com/jetflow-dev/jetflow/internal/examplestack"
@@ -18,8 +14,6 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/httpapi"
-	"github.com/jetflow-dev/jetflow/pkg/natstest"
-	"github.com/jetflow-dev/jetflow/pkg/raiser"
 )
 
 // scenarioEnv is what `jetflow dev` runs: the examples on an embedded JetStream, the HTTP API on
@@ -32,24 +26,8 @@ type scenarioEnv struct {
 func newScenarioEnv(t *testing.T) *scenarioEnv {
 	t.Helper()
 	st := examplestack.Start(t)
-	e := &env{client: st.Client, open: httptest.NewServer(httpapi.New(st.Client, httpapi.Options{}))}
-	t.Cleanup(e.open.Close)
-	cfg := raiser.Config{Queues: []raiser.Queue{
-		{Name: "approval-queue", Event: orchestration.EventApproval, Data: json.RawMessage("true")},
-		{Name: "event-queue"},
-	}}
-	r, err := raiser.New(st.JS, st.Client, cfg, raiser.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	examplestack.RunInBackground(t, "raiser", r.Run)
-	for _, c := range []string{"raiser-approval-queue", "raiser-event-queue"} {
-		natstest.CheckFor(t, waitTimeout, 10*time.Millisecond, func() error {
-			_, err := st.JS.Consumer(context.Background(), raiser.DefaultStream, c)
-			return err
-		})
-	}
-	return &scenarioEnv{env: e, st: st}
+	st.StartRaiser(t, examplestack.DevRaiserConfig())
+	return &scenarioEnv{env: &env{client: st.Client, open: st.ServeAPI(t, httpapi.Options{})}, st: st}
 }
 
 // pub publishes data to subject with plain NATS, as `nats pub` does.
@@ -84,7 +62,7 @@ func eventSubject(t *testing.T, id, event string) string {
 // finalStatus waits for id to end and returns its status object over HTTP.
 func (e *scenarioEnv) finalStatus(t *testing.T, id string) map[string]any {
 	t.Helper()
-	e.waitEnded(t, id)
+	examplestack.WaitEnded(t, e.client, id)
 	r := do(t, "GET", inst(e.open, id, ""), "")
 	expectCode(t, r, http.StatusOK, "status of ended "+id)
 	return r.json(t)
@@ -95,7 +73,7 @@ func (e *scenarioEnv) start(t *testing.T, name, id, input, event string) {
 	t.Helper()
 	r := do(t, "POST", api(e.open, "orchestrators/"+name+"/"+url.PathEscape(id)), input)
 	expectCode(t, r, http.StatusAccepted, "start "+id)
-	e.waitFor(t, id, "waiting for "+event, waitingForEvent(event))
+	examplestack.WaitFor(t, e.client, id, "waiting for "+event, examplestack.WaitingFor(event))
 }
 
 // TestScenariosOverHTTP drives the seed scenarios through the HTTP API, with events raised over
@@ -185,7 +163,7 @@ func TestWaitingForOverHTTP(t *testing.T) {
 	e.start(t, "NewBuildingPermit", id, `"x"`, orchestration.EventCityPlanningApproval)
 	expectCode(t, do(t, "POST", inst(e.open, id, "/raiseEvent/"+orchestration.EventCityPlanningApproval), "true"), http.StatusAccepted, "raise")
 	want := []string{orchestration.EventBuildingDeptApproval, orchestration.EventFireDeptApproval}
-	e.waitFor(t, id, "waiting for the other two", func(s *engine.Status) bool { return s.Waiting != nil && slices.Equal(s.Waiting.Events, want) })
+	examplestack.WaitFor(t, e.client, id, "waiting for the other two", func(s *engine.Status) bool { return s.Waiting != nil && slices.Equal(s.Waiting.Events, want) })
 	r := do(t, "GET", inst(e.open, id, ""), "")
 	var st struct {
 		WaitingFor struct{ Events []string } `json:"waitingFor"`

@@ -162,98 +162,12 @@ func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // field names, OrchestratorStarted dropped, TaskScheduled and SubOrchestrationInstanceCreated
 // folded into their completions, results only with showHistoryOutput, inputs only with showInput.
 func convertHistory(events []history.Event, q statusQuery) []json.RawMessage {
-	scheduled := map[int]history.Event{}
-	completed := map[int]bool{}
-	timers := map[int]time.Time{}
-	for _, e := range events {
-		switch e.Type {
-		case history.TaskScheduled, history.SubOrchestrationInstanceCreated:
-			scheduled[e.TaskID] = e
-		case history.TaskCompleted, history.TaskFailed, history.SubOrchestrationInstanceCompleted, history.SubOrchestrationInstanceFailed:
-			completed[e.TaskID] = true
-		case history.TimerCreated:
-			timers[e.TaskID] = e.FireAt
-		}
-	}
+	v := newHistoryView(events, q)
 	var out []json.RawMessage
 	for _, e := range events {
-		m := map[string]any{"EventType": string(e.Type), "Timestamp": ts(e.Timestamp)}
-		input := func(raw json.RawMessage) {
-			if q.showInput && len(raw) > 0 {
-				m["Input"] = raw
-			}
-		}
-		result := func(raw json.RawMessage) {
-			if q.showHistoryOutput && len(raw) > 0 {
-				m["Result"] = raw
-			}
-		}
-		fold := func() {
-			if s, ok := scheduled[e.TaskID]; ok {
-				m["FunctionName"] = s.Name
-				m["ScheduledTime"] = ts(s.Timestamp)
-				input(s.Input)
-				if s.InstanceID != "" {
-					m["InstanceId"] = s.InstanceID
-				}
-			}
-		}
-		switch e.Type {
-		case history.OrchestratorStarted:
+		m, ok := v.convert(e)
+		if !ok {
 			continue
-		case history.ExecutionStarted:
-			m["FunctionName"] = e.Name
-			input(e.Input)
-		case history.ExecutionCompleted:
-			m["OrchestrationStatus"] = string(e.Status)
-			result(e.Result)
-			if e.Failure != nil {
-				m["FailureDetails"] = details(e.Failure)
-			}
-		case history.ExecutionTerminated:
-			if q.showInput && e.Reason != "" {
-				m["Input"] = e.Reason
-			}
-		case history.ExecutionSuspended, history.ExecutionResumed, history.ExecutionRewound:
-			if e.Reason != "" {
-				m["Reason"] = e.Reason
-			}
-		case history.ContinuedAsNew:
-			input(e.Input)
-		case history.TaskScheduled, history.SubOrchestrationInstanceCreated:
-			if completed[e.TaskID] {
-				continue // folded into its completion
-			}
-			m["Name"] = e.Name
-			input(e.Input)
-			if e.InstanceID != "" {
-				m["InstanceId"] = e.InstanceID
-			}
-		case history.TaskCompleted, history.SubOrchestrationInstanceCompleted:
-			fold()
-			result(e.Result)
-		case history.TaskFailed, history.SubOrchestrationInstanceFailed:
-			fold()
-			if e.Failure != nil {
-				m["Reason"] = e.Failure.Message
-				m["FailureDetails"] = details(e.Failure)
-			}
-		case history.TimerCreated:
-			m["FireAt"] = ts(e.FireAt)
-		case history.TimerFired:
-			if at, ok := timers[e.TaskID]; ok {
-				m["FireAt"] = ts(at)
-			}
-		case history.EventRaised:
-			m["Name"] = e.Name
-			input(e.Input)
-			if e.EventID != "" {
-				m["EventId"] = e.EventID
-			}
-		default:
-			if e.Name != "" {
-				m["Name"] = e.Name
-			}
 		}
 		b, err := json.Marshal(m)
 		if err != nil {
@@ -262,4 +176,126 @@ func convertHistory(events []history.Event, q statusQuery) []json.RawMessage {
 		out = append(out, b)
 	}
 	return out
+}
+
+// historyView is what convertHistory needs to know about the whole history to convert one event.
+type historyView struct {
+	q         statusQuery
+	scheduled map[int]history.Event // TaskScheduled and SubOrchestrationInstanceCreated by task ID
+	completed map[int]bool          // the task IDs that completed or failed
+	timers    map[int]time.Time     // the fire times of TimerCreated by task ID
+}
+
+func newHistoryView(events []history.Event, q statusQuery) *historyView {
+	v := &historyView{q: q, scheduled: map[int]history.Event{}, completed: map[int]bool{}, timers: map[int]time.Time{}}
+	for _, e := range events {
+		switch e.Type {
+		case history.TaskScheduled, history.SubOrchestrationInstanceCreated:
+			v.scheduled[e.TaskID] = e
+		case history.TaskCompleted, history.TaskFailed, history.SubOrchestrationInstanceCompleted, history.SubOrchestrationInstanceFailed:
+			v.completed[e.TaskID] = true
+		case history.TimerCreated:
+			v.timers[e.TaskID] = e.FireAt
+		}
+	}
+	return v
+}
+
+// convert returns e's fields in the Durable Functions shape, or false if e is left out: an
+// OrchestratorStarted, or a scheduling folded into its completion.
+func (v *historyView) convert(e history.Event) (map[string]any, bool) {
+	m := map[string]any{"EventType": string(e.Type), "Timestamp": ts(e.Timestamp)}
+	switch e.Type {
+	case history.OrchestratorStarted:
+		return nil, false
+	case history.ExecutionStarted:
+		m["FunctionName"] = e.Name
+		v.input(m, e.Input)
+	case history.ExecutionCompleted:
+		m["OrchestrationStatus"] = string(e.Status)
+		v.result(m, e.Result)
+		if e.Failure != nil {
+			m["FailureDetails"] = details(e.Failure)
+		}
+	case history.ExecutionTerminated:
+		if v.q.showInput && e.Reason != "" {
+			m["Input"] = e.Reason
+		}
+	case history.ExecutionSuspended, history.ExecutionResumed, history.ExecutionRewound:
+		if e.Reason != "" {
+			m["Reason"] = e.Reason
+		}
+	case history.ContinuedAsNew:
+		v.input(m, e.Input)
+	case history.TaskScheduled, history.SubOrchestrationInstanceCreated:
+		if v.completed[e.TaskID] {
+			return nil, false // folded into its completion
+		}
+		v.pending(m, e)
+	case history.TaskCompleted, history.SubOrchestrationInstanceCompleted:
+		v.fold(m, e.TaskID)
+		v.result(m, e.Result)
+	case history.TaskFailed, history.SubOrchestrationInstanceFailed:
+		v.fold(m, e.TaskID)
+		if e.Failure != nil {
+			m["Reason"] = e.Failure.Message
+			m["FailureDetails"] = details(e.Failure)
+		}
+	case history.TimerCreated:
+		m["FireAt"] = ts(e.FireAt)
+	case history.TimerFired:
+		if at, ok := v.timers[e.TaskID]; ok {
+			m["FireAt"] = ts(at)
+		}
+	case history.EventRaised:
+		m["Name"] = e.Name
+		v.input(m, e.Input)
+		if e.EventID != "" {
+			m["EventId"] = e.EventID
+		}
+	default:
+		if e.Name != "" {
+			m["Name"] = e.Name
+		}
+	}
+	return m, true
+}
+
+// input sets m's Input to raw, with showInput.
+func (v *historyView) input(m map[string]any, raw json.RawMessage) {
+	if v.q.showInput && len(raw) > 0 {
+		m["Input"] = raw
+	}
+}
+
+// result sets m's Result to raw, with showHistoryOutput.
+func (v *historyView) result(m map[string]any, raw json.RawMessage) {
+	if v.q.showHistoryOutput && len(raw) > 0 {
+		m["Result"] = raw
+	}
+}
+
+// pending sets m's fields for a scheduling e that has no completion (yet): its name, its input
+// and, for a sub-orchestration, its instance ID.
+func (v *historyView) pending(m map[string]any, e history.Event) {
+	m["Name"] = e.Name
+	v.input(m, e.Input)
+	if e.InstanceID != "" {
+		m["InstanceId"] = e.InstanceID
+	}
+}
+
+// fold adds to m, a completion or failure, the fields of task taskID's scheduling: its name,
+// when it was scheduled, its input and, for a sub-orchestration, its instance ID.
+func (v *historyView) fold(m map[string]any, taskID int) {
+	s, ok := v.scheduled[taskID]
+	if !ok {
+		return
+	}
+	m["FunctionName"] = s.Name
+	m["ScheduledTime"] = ts(s.Timestamp)
+	v.input(m, s.Input)
+	if s.InstanceID != "" {
+		m["InstanceId"] = s.InstanceID
+	}
 }

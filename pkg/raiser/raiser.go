@@ -204,72 +204,99 @@ func (c Config) Validate() error {
 
 // withDefaults returns a copy of c with defaults filled in, or the first problem with it.
 func (c Config) withDefaults() (Config, error) {
-	bad := func(format string, args ...any) (Config, error) {
-		return Config{}, fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
-	}
 	switch c.OnUnknown {
 	case "":
 		c.OnUnknown = OnUnknownDeadLetter
 	case OnUnknownDeadLetter, OnUnknownDrop:
 	default:
-		return bad("onUnknown must be %q or %q, got %q", OnUnknownDeadLetter, OnUnknownDrop, c.OnUnknown)
+		return Config{}, invalid("onUnknown must be %q or %q, got %q", OnUnknownDeadLetter, OnUnknownDrop, c.OnUnknown)
 	}
 	if len(c.Queues) == 0 {
-		return bad("no queues")
+		return Config{}, invalid("no queues")
 	}
 	queues := make([]Queue, len(c.Queues))
-	seen := map[string]bool{}
-	consumers := map[string]bool{}
+	seen := map[string]bool{}      // queue names
+	consumers := map[string]bool{} // stream/consumer
 	for i, q := range c.Queues {
-		if q.Name == "" || strings.ContainsAny(q.Name, " \t\r\n") || strings.HasPrefix(q.Name, ".") ||
-			strings.HasSuffix(q.Name, ".") || strings.Contains(q.Name, "..") {
-			return bad("queue %d: name %q is not a NATS subject", i+1, q.Name)
+		if !isSubject(q.Name) {
+			return Config{}, invalid("queue %d: name %q is not a NATS subject", i+1, q.Name)
 		}
 		if seen[q.Name] {
-			return bad("queue %q is listed twice", q.Name)
+			return Config{}, invalid("queue %q is listed twice", q.Name)
 		}
 		seen[q.Name] = true
-		if q.Stream == "" {
-			q.Stream = DefaultStream
-		}
-		if strings.ContainsAny(q.Stream, " \t\r\n.*>/\\") {
-			return bad("queue %q: stream name %q", q.Name, q.Stream)
-		}
-		if q.Consumer == "" {
-			q.Consumer = "raiser-" + strings.Map(func(r rune) rune {
-				switch r {
-				case '.', '*', '>', ' ', '\t', '\r', '\n', '/', '\\':
-					return '_'
-				}
-				return r
-			}, q.Name)
-		}
-		if strings.ContainsAny(q.Consumer, " \t\r\n.*>/\\") {
-			return bad("queue %q: consumer name %q", q.Name, q.Consumer)
+		q, err := q.withStreamAndConsumer()
+		if err != nil {
+			return Config{}, err
 		}
 		if consumers[q.Stream+"/"+q.Consumer] {
-			return bad("queue %q: consumer %q is used by another queue of stream %s", q.Name, q.Consumer, q.Stream)
+			return Config{}, invalid("queue %q: consumer %q is used by another queue of stream %s", q.Name, q.Consumer, q.Stream)
 		}
 		consumers[q.Stream+"/"+q.Consumer] = true
-		if q.Event == "" && len(q.Data) > 0 {
-			return bad("queue %q: data given without an event", q.Name)
+		if queues[i], err = q.withEventData(); err != nil {
+			return Config{}, err
 		}
-		if q.Event != "" {
-			if !utf8.ValidString(q.Event) || strings.IndexFunc(q.Event, isControl) >= 0 {
-				return bad("queue %q: event name %q", q.Name, q.Event)
-			}
-			if len(q.Data) == 0 {
-				q.Data = json.RawMessage("null")
-			}
-			if !json.Valid(q.Data) {
-				return bad("queue %q: data %q is not valid JSON", q.Name, q.Data)
-			}
-			q.Data = append(json.RawMessage(nil), q.Data...)
-		}
-		queues[i] = q
 	}
 	c.Queues = queues
 	return c, nil
+}
+
+// invalid returns an ErrInvalidConfig that says what is wrong.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+}
+
+// isSubject reports whether name can be a queue's subject: not empty, without whitespace or
+// empty tokens.
+func isSubject(name string) bool {
+	return name != "" && !strings.ContainsAny(name, " \t\r\n") && !strings.HasPrefix(name, ".") &&
+		!strings.HasSuffix(name, ".") && !strings.Contains(name, "..")
+}
+
+// withStreamAndConsumer returns q with its stream (DefaultStream) and consumer ("raiser-" and
+// the queue name) defaulted, or an error if either is not a valid name.
+func (q Queue) withStreamAndConsumer() (Queue, error) {
+	if q.Stream == "" {
+		q.Stream = DefaultStream
+	}
+	if strings.ContainsAny(q.Stream, " \t\r\n.*>/\\") {
+		return q, invalid("queue %q: stream name %q", q.Name, q.Stream)
+	}
+	if q.Consumer == "" {
+		q.Consumer = "raiser-" + strings.Map(func(r rune) rune {
+			switch r {
+			case '.', '*', '>', ' ', '\t', '\r', '\n', '/', '\\':
+				return '_'
+			}
+			return r
+		}, q.Name)
+	}
+	if strings.ContainsAny(q.Consumer, " \t\r\n.*>/\\") {
+		return q, invalid("queue %q: consumer name %q", q.Name, q.Consumer)
+	}
+	return q, nil
+}
+
+// withEventData returns q with its data (for an event: null unless given) copied, or an error
+// for data without an event, an event name with control characters, or data that is not JSON.
+func (q Queue) withEventData() (Queue, error) {
+	if q.Event == "" {
+		if len(q.Data) > 0 {
+			return q, invalid("queue %q: data given without an event", q.Name)
+		}
+		return q, nil
+	}
+	if !utf8.ValidString(q.Event) || strings.IndexFunc(q.Event, isControl) >= 0 {
+		return q, invalid("queue %q: event name %q", q.Name, q.Event)
+	}
+	if len(q.Data) == 0 {
+		q.Data = json.RawMessage("null")
+	}
+	if !json.Valid(q.Data) {
+		return q, invalid("queue %q: data %q is not valid JSON", q.Name, q.Data)
+	}
+	q.Data = append(json.RawMessage(nil), q.Data...)
+	return q, nil
 }
 
 func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }

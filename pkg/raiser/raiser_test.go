@@ -9,13 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jetflow-dev/jetflow/internal/examplestack"
-
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/jetflow-dev/jetflow/activities"
+	"github.com/jetflow-dev/jetflow/internal/examplestack"
 	"github.com/jetflow-dev/jetflow/orchestration"
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
@@ -24,18 +22,16 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/raiser"
 )
 
-const waitTimeout = 30 * time.Second
+const waitTimeout = examplestack.WaitTimeout
 
 // The queues of `jetflow dev`.
-var devQueues = raiser.Config{Queues: []raiser.Queue{
-	{Name: "approval-queue", Event: orchestration.EventApproval, Data: json.RawMessage("true")},
-	{Name: "event-queue"},
-}}
+var devQueues = examplestack.DevRaiserConfig()
 
-// env is an embedded JetStream with the natsjs backend, a worker running the example
-// orchestrators and activities, and a client.
+// env is an example stack: an embedded JetStream with the natsjs backend, a worker running the
+// example orchestrators and activities, and a client.
 type env struct {
 	t      *testing.T
+	st     *examplestack.Stack
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	client *engine.Client
@@ -44,43 +40,19 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	st := examplestack.Start(t)
-	return &env{t: t, nc: st.NC, js: st.JS, client: st.Client}
+	return &env{t: t, st: st, nc: st.NC, js: st.JS, client: st.Client}
 }
 
+// startRaiser starts a raiser with cfg and opts; its queues are set up when it returns.
 func (e *env) startRaiser(cfg raiser.Config, opts ...raiser.Option) *raiser.Raiser {
 	e.t.Helper()
-	log := zerolog.New(zerolog.NewTestWriter(e.t)).Level(zerolog.WarnLevel)
-	r, err := raiser.New(e.js, e.client, cfg, append([]raiser.Option{raiser.WithLogger(log)}, opts...)...)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	examplestack.RunInBackground(e.t, "raiser", r.Run)
-	return r
+	return e.st.StartRaiser(e.t, cfg, opts...)
 }
 
 // start starts orchestrator name with input and waits until it waits for event.
 func (e *env) start(name, id string, input any, event string) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	if _, err := e.client.ScheduleNew(ctx, name, engine.WithInstanceID(id), engine.WithInput(input)); err != nil {
-		e.t.Fatalf("starting %s: %v", id, err)
-	}
-	s, err := e.client.WaitFor(ctx, id, func(s *engine.Status) bool {
-		return s.Waiting != nil && contains(s.Waiting.Events, event)
-	})
-	if err != nil {
-		e.t.Fatalf("waiting for %s to wait for %s: %v (last %+v)", id, event, err, s)
-	}
-}
-
-func contains(names []string, name string) bool {
-	for _, n := range names {
-		if n == name {
-			return true
-		}
-	}
-	return false
+	examplestack.StartWaiting(e.t, e.client, name, id, input, event)
 }
 
 // publish publishes body to subject with headers (key, value pairs) and returns the ack.
@@ -100,7 +72,7 @@ func (e *env) publish(subject, body string, headers ...string) *jetstream.PubAck
 	return ack
 }
 
-// waitQueue waits until the raiser has created the stream capturing the queues.
+// waitQueue waits until a raiser running without Setup has created the consumer of a queue.
 func (e *env) waitQueue(stream, consumer string) {
 	e.t.Helper()
 	natstest.CheckFor(e.t, waitTimeout, 10*time.Millisecond, func() error {
@@ -109,14 +81,10 @@ func (e *env) waitQueue(stream, consumer string) {
 	})
 }
 
+// wait waits for id to end and checks that it completed.
 func (e *env) wait(id string) *engine.Status {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	s, err := e.client.WaitForCompletion(ctx, id)
-	if err != nil {
-		e.t.Fatalf("waiting for %s: %v (last %+v)", id, err, s)
-	}
+	s := examplestack.WaitEnded(e.t, e.client, id)
 	if s.Status != history.StatusCompleted {
 		e.t.Fatalf("%s ended %s (%+v), want Completed", id, s.Status, s.Failure)
 	}
@@ -175,7 +143,6 @@ func TestApprovalQueue(t *testing.T) {
 	e := newEnv(t)
 	r := e.startRaiser(devQueues)
 	e.start("BudgetApproval", "budget-1", budget(), orchestration.EventApproval)
-	e.waitQueue(raiser.DefaultStream, "raiser-approval-queue")
 
 	ack := e.publish("approval-queue", "budget-1")
 	s := e.wait("budget-1")
@@ -219,7 +186,6 @@ func TestNotificationQueue(t *testing.T) {
 	e := newEnv(t)
 	e.startRaiser(devQueues)
 	e.start("Select", "select-1", nil, orchestration.Event2)
-	e.waitQueue(raiser.DefaultStream, "raiser-event-queue")
 
 	e.publish("event-queue", `{"instanceId": "select-1", "eventName": "Event2", "eventData": true}`, "Nats-Msg-Id", "notif-1")
 	s := e.wait("select-1")
@@ -238,11 +204,7 @@ func TestPlaceOrderProceed(t *testing.T) {
 	// No stock: the order waits for Proceed; restock and notify it.
 	order := activities.Order{Item: "gadget", Quantity: 1, UnitPriceCents: 100}
 	e.start("PlaceOrder", "order-1", order, orchestration.EventProceed)
-	kv, err := e.js.KeyValue(context.Background(), activities.InventoryBucketName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := activities.Restock(context.Background(), kv, "gadget", 5); err != nil {
+	if err := activities.Restock(context.Background(), e.st.Inventory, "gadget", 5); err != nil {
 		t.Fatal(err)
 	}
 	e.publish("event-queue", `{"instanceId": "order-1", "eventName": "Proceed"}`)
@@ -260,8 +222,6 @@ func TestDeadLetters(t *testing.T) {
 	if err := e.client.Terminate(ctx, "ended-1", "test"); err != nil {
 		t.Fatal(err)
 	}
-	e.waitQueue(raiser.DefaultStream, "raiser-event-queue")
-	e.waitQueue(raiser.DefaultStream, "raiser-approval-queue")
 
 	cases := []struct {
 		subject, body, reason string
@@ -326,8 +286,6 @@ func TestDropUnknown(t *testing.T) {
 	cfg.OnUnknown = raiser.OnUnknownDrop
 	r := e.startRaiser(cfg)
 	e.start("BudgetApproval", "budget-1", budget(), orchestration.EventApproval)
-	e.waitQueue(raiser.DefaultStream, "raiser-approval-queue")
-	e.waitQueue(raiser.DefaultStream, "raiser-event-queue")
 
 	e.publish("approval-queue", "no-such-instance")
 	e.publish("event-queue", `{"instanceId": "gone", "eventName": "Approval"}`)
@@ -349,7 +307,6 @@ func TestDuplicateEventID(t *testing.T) {
 	e := newEnv(t)
 	r := e.startRaiser(devQueues)
 	e.start("NewBuildingPermit", "permit-1", "app-1", orchestration.EventCityPlanningApproval)
-	e.waitQueue(raiser.DefaultStream, "raiser-event-queue")
 
 	notify := func(event string) string {
 		return fmt.Sprintf(`{"instanceId": "permit-1", "eventName": %q}`, event)
@@ -430,12 +387,18 @@ func TestRaisersShareQueue(t *testing.T) {
 	}
 }
 
+// TestStreamSubjectsMerged runs raisers without Setup, as `jetflow raiser` does: Run creates the
+// stream and the consumers, and a second raiser adds its queue to the stream's subjects.
 func TestStreamSubjectsMerged(t *testing.T) {
 	e := newEnv(t)
-	e.startRaiser(raiser.Config{Queues: []raiser.Queue{{Name: "a-queue"}}})
-	e.waitQueue(raiser.DefaultStream, "raiser-a-queue")
-	e.startRaiser(raiser.Config{Queues: []raiser.Queue{{Name: "b-queue"}, {Name: "a-queue"}}})
-	e.waitQueue(raiser.DefaultStream, "raiser-b-queue")
+	for _, queues := range [][]raiser.Queue{{{Name: "a-queue"}}, {{Name: "b-queue"}, {Name: "a-queue"}}} {
+		r, err := raiser.New(e.js, e.client, raiser.Config{Queues: queues})
+		if err != nil {
+			t.Fatal(err)
+		}
+		examplestack.RunInBackground(t, "raiser", r.Run)
+		e.waitQueue(raiser.DefaultStream, "raiser-"+queues[0].Name)
+	}
 	st, err := e.js.Stream(context.Background(), raiser.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
@@ -483,7 +446,6 @@ func TestConfigValidate(t *testing.T) {
 func TestTransientErrorNaks(t *testing.T) {
 	e := newEnv(t)
 	r := e.startRaiser(devQueues, raiser.WithDeadLetterSubject("nowhere.raiser"), raiser.WithNakDelay(20*time.Millisecond))
-	e.waitQueue(raiser.DefaultStream, "raiser-event-queue")
 	e.publish("event-queue", "not json")
 	natstest.CheckFor(t, waitTimeout, 10*time.Millisecond, func() error {
 		if s := r.Stats(); s.Retried < 2 || s.DeadLettered != 0 {
