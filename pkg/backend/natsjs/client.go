@@ -67,7 +67,7 @@ func (b *Backend) CreateInstance(ctx context.Context, req backend.StartRequest) 
 func pendingState(prev *storedState, req backend.StartRequest) *storedState {
 	s := &storedState{}
 	if prev != nil {
-		s.Generation, s.FirstTurn, s.Version, s.LastSeq = prev.Generation, prev.FirstTurn, prev.Turn, prev.LastSeq
+		s.Generation, s.FirstTurn, s.Turn, s.LastSeq = prev.Generation, prev.FirstTurn, prev.Turn, prev.LastSeq
 	}
 	s.ID, s.Name, s.Input, s.StartID, s.Parent = req.InstanceID, req.Name, req.Input, req.StartID, req.Parent
 	s.Status = history.StatusPending
@@ -238,12 +238,12 @@ func (b *Backend) GetHistory(ctx context.Context, id string) ([]history.Event, e
 	idTok, _ := b.idToken(id)
 	first := max(s.FirstTurn, 1)
 	var turns []*turnRecord
-	if s.Version >= first {
-		if turns, err = b.readTurns(ctx, idTok, first, s.Version); err != nil {
+	if s.Turn >= first {
+		if turns, err = b.readTurns(ctx, idTok, first, s.Turn); err != nil {
 			return nil, err
 		}
 	}
-	for n := max(s.Version+1, first); ; n++ {
+	for n := max(s.Turn+1, first); ; n++ {
 		t, err := b.getTurn(ctx, idTok, n)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			break

@@ -32,7 +32,7 @@ type storedState struct {
 // instance returns the queryable state.
 func (s *storedState) instance() backend.Instance {
 	inst := s.Instance
-	inst.Version = s.Version
+	inst.Version = s.Turn
 	return inst
 }
 
@@ -117,7 +117,7 @@ func (b *Backend) recover(ctx context.Context, id string, s *storedState, hooks 
 	}
 	next := uint64(1)
 	if s != nil {
-		next = max(s.Version+1, s.FirstTurn, 1)
+		next = max(s.Turn+1, s.FirstTurn, 1)
 	}
 	var beyond []*turnRecord
 	for n := next; ; n++ {
@@ -136,7 +136,7 @@ func (b *Backend) recover(ctx context.Context, id string, s *storedState, hooks 
 	if hooks.BeforeRecover != nil {
 		var at uint64
 		if s != nil {
-			at = s.Version
+			at = s.Turn
 		}
 		hooks.BeforeRecover(id, at, len(beyond))
 	}
@@ -151,9 +151,9 @@ func (b *Backend) recover(ctx context.Context, id string, s *storedState, hooks 
 			return nil, fmt.Errorf("publishing recovered turn %d of %q: %w", t.Number, id, err)
 		}
 	}
-	if last := beyond[len(beyond)-1].Number; s.Version > last {
+	if last := beyond[len(beyond)-1].Number; s.Turn > last {
 		// While we recovered, another worker published a newer turn: what we read is stale.
-		return nil, fmt.Errorf("recovering %q: turn %d published meanwhile: %w", id, s.Version, backend.ErrConflict)
+		return nil, fmt.Errorf("recovering %q: turn %d published meanwhile: %w", id, s.Turn, backend.ErrConflict)
 	}
 	return s, nil
 }

@@ -402,7 +402,7 @@ func (b *Backend) OrchestrationHistory(ctx context.Context, item *backend.Orches
 		return nil, fmt.Errorf("history of %q: not a work item of this backend", item.InstanceID)
 	}
 	s := tok.state
-	if s == nil || s.Version < s.FirstTurn || s.FirstTurn == 0 {
+	if s == nil || s.Turn < s.FirstTurn || s.FirstTurn == 0 {
 		return nil, nil
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
@@ -411,7 +411,7 @@ func (b *Backend) OrchestrationHistory(ctx context.Context, item *backend.Orches
 	if err != nil {
 		return nil, err
 	}
-	turns, err := b.readTurns(ctx, idTok, s.FirstTurn, s.Version)
+	turns, err := b.readTurns(ctx, idTok, s.FirstTurn, s.Turn)
 	if err != nil {
 		return nil, err
 	}
