@@ -32,7 +32,12 @@ type Result struct {
 	PerSec   float64 `json:"per_sec"`
 	P50ms    float64 `json:"p50_ms"`
 	P99ms    float64 `json:"p99_ms"`
-	Notes    string  `json:"notes"`
+	// ServerMsgsPerInstance is the messages clients (workers, the bench's client and watcher)
+	// sent the server during the run, per instance, by the server's own count (embedded
+	// server only; 0 otherwise). JSAPIPerInstance counts JetStream API requests the same way.
+	ServerMsgsPerInstance float64 `json:"server_msgs_per_instance"`
+	JSAPIPerInstance      float64 `json:"js_api_per_instance"`
+	Notes                 string  `json:"notes"`
 }
 
 // Options configure Run. The zero value runs every workload with its defaults on an embedded
@@ -190,7 +195,9 @@ func runOne(ctx context.Context, opts *Options, w workload, n, c int) (Result, e
 		return Result{}, err
 	}
 	defer e.close()
+	before := e.serverCounts()
 	r, err := w.run(ctx, e, n, c)
+	after := e.serverCounts()
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return r, fmt.Errorf("%w (the time limit of %v passed; see --timeout)", err, opts.Timeout)
@@ -198,6 +205,10 @@ func runOne(ctx context.Context, opts *Options, w workload, n, c int) (Result, e
 		return r, err
 	}
 	r.Engine, r.Workload, r.N, r.C = Engine, w.name, n, c
+	if e.srv != nil && n > 0 {
+		r.ServerMsgsPerInstance = round(float64(after.msgs-before.msgs) / float64(n))
+		r.JSAPIPerInstance = round(float64(after.api-before.api) / float64(n))
+	}
 	r.Notes = joinNotes(r.Notes, e.commonNotes())
 	return r, nil
 }

@@ -358,3 +358,19 @@ func joinNotes(notes ...string) string {
 	}
 	return strings.Join(out, "; ")
 }
+
+// serverCounts is what the embedded server has received: client messages and JetStream API
+// requests.
+type serverCounts struct{ msgs, api uint64 }
+
+// serverCounts reads the embedded server's statistics; zero for an external server.
+func (e *env) serverCounts() serverCounts {
+	if e.srv == nil {
+		return serverCounts{}
+	}
+	v, err := e.srv.Varz(nil)
+	if err != nil {
+		return serverCounts{}
+	}
+	return serverCounts{msgs: uint64(v.InMsgs), api: v.JetStream.Stats.API.Total}
+}
