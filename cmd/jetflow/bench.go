@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jetflow-dev/jetflow/internal/bench"
+	"github.com/jetflow-dev/jetflow/pkg/engine"
 )
 
 const benchAbout = `
@@ -41,7 +42,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		cache    = fs.Int("cache", cfg.CacheSize, "the worker's executor cache size (running instances kept in memory; 0: replay every turn)")
 		natsURL  = fs.String("nats", "", "external NATS server `URL` (default: an embedded server per workload)")
 		jsonOnly = fs.Bool("json", false, "print only the JSON lines (no progress or summary on stderr)")
-		timeout  = fs.Duration("timeout", 10*time.Minute, "time limit of each workload")
+		timeout  = fs.Duration("timeout", bench.DefaultTimeout, "time limit of each workload")
 		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of the whole run (worker, client and embedded server) to `file`")
 	)
 	fs.StringVar(&cfg.Creds, setCreds.flag, cfg.Creds, usageFor(setCreds, "NATS user credentials `file` (with --nats)"))
@@ -58,10 +59,11 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	switch {
 	case *n < 0, *c < 0, *idleN < 1:
 		return usageErrorf("bench: -n and -c must be >= 0 and --idle-n >= 1")
-	case *cache < 0:
-		return usageErrorf("bench: --cache must be >= 0")
 	case *timeout <= 0:
 		return usageErrorf("bench: --timeout must be > 0")
+	}
+	if err := engine.CheckWorkerOptions(engine.WithCacheSize(*cache)); err != nil {
+		return usageErrorf("bench: --cache: %w", err)
 	}
 
 	opts := bench.Options{

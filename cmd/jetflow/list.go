@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
@@ -36,7 +37,7 @@ func runList(ctx context.Context, env *Env, args []string) error {
 	prefix := fs.String("prefix", "", "only instances whose ID starts with `P`")
 	from := fs.String("from", "", "only instances created at or after `T` (RFC 3339)")
 	to := fs.String("to", "", "only instances created at or before `T` (RFC 3339)")
-	top := fs.Int("top", 100, "page size, 1 to 1000")
+	top := fs.Int("top", backend.DefaultTop, fmt.Sprintf("page size, 1 to %d", backend.MaxTop))
 	all := fs.Bool("all", false, "print every page")
 	token := fs.String("continue", "", "continue a listing from `TOKEN`")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -48,8 +49,8 @@ func runList(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	q := engine.Query{IDPrefix: *prefix, Top: *top, ContinuationToken: *token}
-	if *top < 1 || *top > 1000 {
-		return usageErrorf("list: --top must be 1 to 1000, got %d", *top)
+	if *top < 1 || *top > backend.MaxTop {
+		return usageErrorf("list: --top must be 1 to %d, got %d", backend.MaxTop, *top)
 	}
 	if q.Statuses, err = parseStatuses(*statuses); err != nil {
 		return err
