@@ -204,9 +204,10 @@ func startAPI(c apiConfig, client httpapi.Client, log zerolog.Logger) (*apiServe
 	return a, nil
 }
 
-// Stop shuts the server down (waiting up to 5s for requests in flight) and returns Serve's error.
+// Stop shuts the server down (waiting up to httpShutdownGrace for requests in flight) and returns
+// Serve's error.
 func (a *apiServer) Stop() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), httpShutdownGrace)
 	defer cancel()
 	if err := a.srv.Shutdown(ctx); err != nil {
 		_ = a.srv.Close()

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jetflow-dev/jetflow/internal/bench"
+	"github.com/jetflow-dev/jetflow/pkg/engine"
 )
 
 const benchAbout = `
@@ -79,7 +80,7 @@ func (f *benchFlags) register(fs *flag.FlagSet, cfg *Config) {
 	fs.IntVar(&f.cache, "cache", cfg.CacheSize, "the worker's executor cache size (running instances kept in memory; 0: replay every turn)")
 	fs.StringVar(&f.natsURL, "nats", "", "external NATS server `URL` (default: an embedded server per workload)")
 	fs.BoolVar(&f.jsonOnly, "json", false, "print only the JSON lines (no progress or summary on stderr)")
-	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "time limit of each workload")
+	fs.DurationVar(&f.timeout, "timeout", bench.DefaultTimeout, "time limit of each workload")
 	fs.StringVar(&f.cpuProf, "cpuprofile", "", "write a CPU profile of the whole run (worker, client and embedded server) to `file`")
 	fs.StringVar(&cfg.Creds, setCreds.flag, cfg.Creds, usageFor(setCreds, "NATS user credentials `file` (with --nats)"))
 	fs.StringVar(&cfg.TLSCert, setTLSCert.flag, cfg.TLSCert, usageFor(setTLSCert, "TLS client certificate `file` (with --nats)"))
@@ -92,10 +93,11 @@ func (f benchFlags) validate() error {
 	switch {
 	case f.n < 0, f.c < 0, f.idleN < 1:
 		return usageErrorf("bench: -n and -c must be >= 0 and --idle-n >= 1")
-	case f.cache < 0:
-		return usageErrorf("bench: --cache must be >= 0")
 	case f.timeout <= 0:
 		return usageErrorf("bench: --timeout must be > 0")
+	}
+	if err := engine.CheckWorkerOptions(engine.WithCacheSize(f.cache)); err != nil {
+		return usageErrorf("bench: --cache: %w", err)
 	}
 	return nil
 }

@@ -8,24 +8,17 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/jetflow-dev/jetflow/internal/natsserver"
 )
 
 const confCheckAbout = `
 Checks NATS server configuration files the way 'nats-server -t -c FILE' does, without needing
-the nats-server binary: a file with errors or warnings fails. Variables the file reads from the
+the nats-server binary: a file with errors or warnings fails. So does a file whose settings
+disagree with jetflow's embedded server (the one 'jetflow dev' runs) where jetflow depends on
+them: JetStream must be enabled and max_payload must be 8MB. Variables the file reads from the
 environment ($NATS_SERVER_NAME, ...) take the defaults documented in nats.conf when unset.
 `
-
-// natsConfDefaults are the values of the environment variables nats.conf and deploy/nats.conf
-// read, used by conf-check when they are unset. nats-server itself has no defaults for
-// variables; nats.conf's header lists these.
-var natsConfDefaults = map[string]string{
-	"NATS_SERVER_NAME":      "jetflow-1",
-	"NATS_STORE_DIR":        "/tmp/jetflow-nats",
-	"NATS_MAX_MEMORY_STORE": "256MB",
-	"NATS_MAX_FILE_STORE":   "10GB",
-	"NATS_CLUSTER_NAME":     "jetflow",
-}
 
 func runConfCheck(_ context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "conf-check", "FILE...", confCheckAbout)
@@ -45,7 +38,7 @@ func runConfCheck(_ context.Context, env *Env, args []string) error {
 		text.Write(b)
 	}
 	var defaulted []string
-	for k, v := range natsConfDefaults {
+	for k, v := range natsserver.ConfDefaults {
 		if _, ok := os.LookupEnv(k); ok {
 			continue
 		}
@@ -64,7 +57,11 @@ func runConfCheck(_ context.Context, env *Env, args []string) error {
 	failed := 0
 	for _, file := range pos {
 		opts := &server.Options{}
-		if err := opts.ProcessConfigFile(file); err != nil {
+		err := opts.ProcessConfigFile(file)
+		if err == nil {
+			err = natsserver.CheckConf(opts)
+		}
+		if err != nil {
 			failed++
 			fmt.Fprintf(env.Stderr, "%s: invalid:\n  %s\n", file, strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "\n  "))
 			continue

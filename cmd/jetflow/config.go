@@ -11,9 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
-
 	"github.com/rs/zerolog"
+
+	"github.com/jetflow-dev/jetflow/internal/natsserver"
+	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
+	"github.com/jetflow-dev/jetflow/pkg/engine"
 )
 
 // Config is everything the subcommands can be configured with. Each value comes from its flag if
@@ -43,17 +45,20 @@ type Config struct {
 }
 
 // DefaultConfig returns the configuration used when neither flags nor environment say otherwise.
+// The worker's values are the defaults of the natsjs and engine options they set, and the NATS
+// server is the one nats.conf configures and `jetflow dev` embeds, on this machine.
 func DefaultConfig() Config {
+	local := net.JoinHostPort("127.0.0.1", strconv.Itoa(natsserver.Port))
 	return Config{
-		NATSURL:             "nats://127.0.0.1:4222",
+		NATSURL:             "nats://" + local,
 		LogLevel:            "info",
-		Replicas:            1,
+		Replicas:            natsjs.DefaultReplicas,
 		Partitions:          natsjs.DefaultPartitions,
-		CacheSize:           10000,
-		Concurrency:         64,
-		ActivityConcurrency: 64,
+		CacheSize:           engine.DefaultCacheSize,
+		Concurrency:         engine.DefaultConcurrency,
+		ActivityConcurrency: engine.DefaultActivityConcurrency,
 		Data:                "./.jetflow",
-		NATSListen:          "127.0.0.1:4222",
+		NATSListen:          local,
 	}
 }
 
@@ -86,11 +91,20 @@ type ConfigError struct {
 	Setting string // the flag name, e.g. "replicas"
 	Env     string // its environment variable, e.g. "JETFLOW_REPLICAS"
 	Msg     string
+	// Err is the error of the option the value was given to (wrapping natsjs.ErrInvalidOption or
+	// engine.ErrInvalidOption), if the package it configures refused it; Msg is then empty.
+	Err error
 }
 
 func (e *ConfigError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("invalid config: --%s (env %s): %v", e.Setting, e.Env, e.Err)
+	}
 	return fmt.Sprintf("invalid config: --%s (env %s) %s", e.Setting, e.Env, e.Msg)
 }
+
+// Unwrap returns Err.
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 func configErr(s setting, format string, args ...any) *ConfigError {
 	return &ConfigError{Setting: s.flag, Env: s.env, Msg: fmt.Sprintf(format, args...)}
@@ -134,6 +148,41 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
+// configured is an option made from the value of a setting.
+type configured[O any] struct {
+	setting setting
+	opt     O
+}
+
+// backendOptions are the natsjs options the worker settings make. natsjs checks their values:
+// Validate reports its errors.
+func (c Config) backendOptions() []configured[natsjs.Option] {
+	return []configured[natsjs.Option]{
+		{setReplicas, natsjs.WithReplicas(c.Replicas)},
+		{setPartitions, natsjs.WithPartitions(c.Partitions)},
+		{setActConc, natsjs.WithActivityConcurrency(c.ActivityConcurrency)},
+	}
+}
+
+// workerOptions are the engine options the worker settings make. The engine checks their values:
+// Validate reports its errors. --activity-concurrency sets the engine's and natsjs's alike.
+func (c Config) workerOptions() []configured[engine.WorkerOption] {
+	return []configured[engine.WorkerOption]{
+		{setCacheSize, engine.WithCacheSize(c.CacheSize)},
+		{setConcurrency, engine.WithConcurrency(c.Concurrency)},
+		{setActConc, engine.WithActivityConcurrency(c.ActivityConcurrency)},
+	}
+}
+
+// options returns the options of cs.
+func options[O any](cs []configured[O]) []O {
+	opts := make([]O, len(cs))
+	for i, c := range cs {
+		opts[i] = c.opt
+	}
+	return opts
+}
+
 // The flag groups. Each binds flags to c's fields with c's current values as defaults, so call
 // them after loadConfig: a flag given on the command line then overrides the environment.
 
@@ -169,9 +218,9 @@ func (c *Config) logFlags(fs *flag.FlagSet) {
 // workerFlags adds the worker's tuning flags; withReplicas adds --replicas.
 func (c *Config) workerFlags(fs *flag.FlagSet, withReplicas bool) {
 	if withReplicas {
-		fs.IntVar(&c.Replicas, setReplicas.flag, c.Replicas, usageFor(setReplicas, "replicas of jetflow's streams and buckets, 1..5 (3 in a cluster)"))
+		fs.IntVar(&c.Replicas, setReplicas.flag, c.Replicas, usageFor(setReplicas, fmt.Sprintf("replicas of jetflow's streams and buckets, 1..%d (3 in a cluster)", natsjs.MaxReplicas)))
 	}
-	fs.IntVar(&c.Partitions, setPartitions.flag, c.Partitions, usageFor(setPartitions, "partitions the instances are spread over (fixed when the streams are created; at most one worker reads each)"))
+	fs.IntVar(&c.Partitions, setPartitions.flag, c.Partitions, usageFor(setPartitions, fmt.Sprintf("partitions the instances are spread over, 1..%d (fixed when the streams are created; at most one worker reads each)", natsjs.MaxPartitions)))
 	fs.IntVar(&c.CacheSize, setCacheSize.flag, c.CacheSize, usageFor(setCacheSize, "running instances kept in memory between turns; 0 replays every turn"))
 	fs.IntVar(&c.Concurrency, setConcurrency.flag, c.Concurrency, usageFor(setConcurrency, "instances running a turn at once"))
 	fs.IntVar(&c.ActivityConcurrency, setActConc.flag, c.ActivityConcurrency, usageFor(setActConc, "activities running at once"))
@@ -191,9 +240,10 @@ func (c *Config) devFlags(fs *flag.FlagSet) {
 // Validate reports every value that cannot be used, each error naming its flag and variable.
 func (c Config) Validate() error {
 	var errs []error
-	bad := func(s setting, format string, args ...any) { errs = append(errs, configErr(s, format, args...)) }
+	add := func(err error) { errs = append(errs, err) }
+	bad := func(s setting, format string, args ...any) { add(configErr(s, format, args...)) }
 	c.validateConnection(bad)
-	c.validateWorker(bad)
+	c.validateWorker(bad, add)
 	c.validateDev(bad)
 	return errors.Join(errs...)
 }
@@ -250,25 +300,26 @@ func validateNATSURL(bad reportFunc, u string) {
 	}
 }
 
-// validateWorker checks the log level, the worker's tuning and the health address.
-func (c Config) validateWorker(bad reportFunc) {
+// validateWorker checks the log level, the worker's tuning and the health address; add records
+// an option's own error.
+func (c Config) validateWorker(bad reportFunc, add func(error)) {
 	if _, err := zerolog.ParseLevel(strings.ToLower(c.LogLevel)); err != nil || c.LogLevel == "" {
 		bad(setLogLevel, "must be trace, debug, info, warn or error, got %q", c.LogLevel)
 	}
-	if c.Replicas < 1 || c.Replicas > 5 {
-		bad(setReplicas, "must be 1..5, got %d", c.Replicas)
+	// The worker settings' ranges are those of the options they make; a setting given to two
+	// options is reported once.
+	refusedSettings := map[setting]bool{}
+	refused := func(s setting, err error) {
+		if err != nil && !refusedSettings[s] {
+			refusedSettings[s] = true
+			add(&ConfigError{Setting: s.flag, Env: s.env, Err: err})
+		}
 	}
-	if c.Partitions < 1 || c.Partitions > 1024 {
-		bad(setPartitions, "must be 1..1024, got %d", c.Partitions)
+	for _, o := range c.backendOptions() {
+		refused(o.setting, natsjs.CheckOptions(o.opt))
 	}
-	if c.CacheSize < 0 {
-		bad(setCacheSize, "must be >= 0, got %d", c.CacheSize)
-	}
-	if c.Concurrency < 1 {
-		bad(setConcurrency, "must be >= 1, got %d", c.Concurrency)
-	}
-	if c.ActivityConcurrency < 1 {
-		bad(setActConc, "must be >= 1, got %d", c.ActivityConcurrency)
+	for _, o := range c.workerOptions() {
+		refused(o.setting, engine.CheckWorkerOptions(o.opt))
 	}
 	if c.HealthAddr != "" {
 		if _, _, err := net.SplitHostPort(c.HealthAddr); err != nil {

@@ -3,10 +3,14 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
+	"github.com/jetflow-dev/jetflow/pkg/engine"
 )
 
 func getenvFrom(m map[string]string) func(string) string {
@@ -98,10 +102,12 @@ func TestValidate(t *testing.T) {
 		{"missing creds", func(c *Config) { c.Creds = "/does/not/exist.creds" }, "--creds (env NATS_CREDS) names a file that cannot be read"},
 		{"tls key without cert", func(c *Config) { c.TLSKey = "config_test.go" }, "--tls-cert (env NATS_CERT) must be set together with --tls-key"},
 		{"log level", func(c *Config) { c.LogLevel = "loud" }, `--log-level (env JETFLOW_LOG_LEVEL) must be trace, debug, info, warn or error, got "loud"`},
-		{"replicas", func(c *Config) { c.Replicas = 7 }, "--replicas (env JETFLOW_REPLICAS) must be 1..5, got 7"},
-		{"cache size", func(c *Config) { c.CacheSize = -1 }, "--cache-size (env JETFLOW_CACHE_SIZE) must be >= 0"},
-		{"concurrency", func(c *Config) { c.Concurrency = 0 }, "--concurrency (env JETFLOW_CONCURRENCY) must be >= 1"},
-		{"activity concurrency", func(c *Config) { c.ActivityConcurrency = 0 }, "--activity-concurrency (env JETFLOW_ACTIVITY_CONCURRENCY) must be >= 1"},
+		// The worker settings are checked by the options they make (natsjs, engine).
+		{"replicas", func(c *Config) { c.Replicas = 7 }, "--replicas (env JETFLOW_REPLICAS): invalid option: replicas must be 1..5, got 7"},
+		{"partitions", func(c *Config) { c.Partitions = 0 }, "--partitions (env JETFLOW_PARTITIONS): invalid option: partitions must be 1..1024, got 0"},
+		{"cache size", func(c *Config) { c.CacheSize = -1 }, "--cache-size (env JETFLOW_CACHE_SIZE): invalid option: cache size must be >= 0, got -1"},
+		{"concurrency", func(c *Config) { c.Concurrency = 0 }, "--concurrency (env JETFLOW_CONCURRENCY): invalid option: concurrency must be >= 1, got 0"},
+		{"activity concurrency", func(c *Config) { c.ActivityConcurrency = 0 }, "--activity-concurrency (env JETFLOW_ACTIVITY_CONCURRENCY): invalid option: activity concurrency must be >= 1, got 0"},
 		{"health addr", func(c *Config) { c.HealthAddr = "8081" }, "--health-addr (env JETFLOW_HEALTH_ADDR) must be host:port"},
 		{"data", func(c *Config) { c.Data = " " }, "--data (env JETFLOW_DATA) must not be empty"},
 		{"listen", func(c *Config) { c.NATSListen = "localhost" }, `--nats-listen (env JETFLOW_NATS_LISTEN) must be host:port, got "localhost"`},
@@ -138,6 +144,47 @@ func TestValidate(t *testing.T) {
 		err := cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), "--replicas") || !strings.Contains(err.Error(), "--concurrency") {
 			t.Errorf("Validate() = %v, want both --replicas and --concurrency", err)
+		}
+	})
+	t.Run("option errors", func(t *testing.T) {
+		for _, tt := range []struct {
+			change  func(*Config)
+			setting string
+			option  error
+		}{
+			{func(c *Config) { c.Partitions = natsjs.MaxPartitions + 1 }, "partitions", natsjs.ErrInvalidOption},
+			{func(c *Config) { c.CacheSize = -1 }, "cache-size", engine.ErrInvalidOption},
+		} {
+			cfg := DefaultConfig()
+			tt.change(&cfg)
+			err := cfg.Validate()
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Setting != tt.setting {
+				t.Errorf("Validate() = %v, want a *ConfigError for --%s", err, tt.setting)
+			}
+			if !errors.Is(err, tt.option) {
+				t.Errorf("Validate() = %v, want it to wrap %v", err, tt.option)
+			}
+			if got := exitCode(err); got != exitUsage {
+				t.Errorf("exit code = %d, want %d", got, exitUsage)
+			}
+		}
+	})
+	t.Run("a setting of two options is reported once", func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.ActivityConcurrency = 0
+		err := cfg.Validate()
+		if n := strings.Count(fmt.Sprint(err), "--activity-concurrency"); n != 1 {
+			t.Errorf("Validate() = %v, want --activity-concurrency once, not %d times", err, n)
+		}
+	})
+	t.Run("env out of range", func(t *testing.T) {
+		cfg, err := loadConfig(getenvFrom(map[string]string{"JETFLOW_PARTITIONS": "0"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--partitions (env JETFLOW_PARTITIONS)") {
+			t.Errorf("Validate() = %v, want one naming --partitions and JETFLOW_PARTITIONS", err)
 		}
 	})
 }

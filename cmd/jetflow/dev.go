@@ -16,11 +16,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jetflow-dev/jetflow/activities"
+	"github.com/jetflow-dev/jetflow/internal/natsserver"
 	"github.com/jetflow-dev/jetflow/pkg/raiser"
 )
-
-// devMaxPayload is the embedded server's max_payload, as in nats.conf.
-const devMaxPayload = 8 << 20
 
 // The demo stock put into the inventory bucket the first time `jetflow dev` starts on a data
 // directory (when the bucket is empty). README.md documents it.
@@ -159,15 +157,9 @@ func newDevServer(cfg Config, log zerolog.Logger) (*devServer, <-chan error, err
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	srv, err := server.NewServer(&server.Options{
-		ServerName: "jetflow-dev",
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   data,
-		MaxPayload: devMaxPayload,
-		NoSigs:     true, // this process handles signals
-	})
+	// jetflow's embedded server (natsserver.Options: JetStream, its max_payload, signals left to
+	// this process), logging through log (below).
+	srv, err := server.NewServer(natsserver.Options("jetflow-dev", host, port, data))
 	if err != nil {
 		return nil, nil, fmt.Errorf("configuring the embedded NATS server: %w", err)
 	}
@@ -246,7 +238,7 @@ func (d *devServer) runRaiser(ctx context.Context, r *raiser.Raiser) {
 
 // waitReady waits until srv accepts connections, it reports a fatal error, or ctx ends.
 func waitReady(ctx context.Context, srv *server.Server, fatal <-chan error) error {
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(natsserver.ReadyTimeout)
 	for !srv.ReadyForConnections(50 * time.Millisecond) {
 		select {
 		case err := <-fatal:
@@ -256,7 +248,7 @@ func waitReady(ctx context.Context, srv *server.Server, fatal <-chan error) erro
 		default:
 		}
 		if time.Now().After(deadline) {
-			return errors.New("embedded NATS server not ready after 30s")
+			return fmt.Errorf("embedded NATS server not ready after %v", natsserver.ReadyTimeout)
 		}
 	}
 	return nil

@@ -12,6 +12,10 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// httpShutdownGrace is how long the HTTP servers of the commands (the health endpoint, the API)
+// wait for requests in flight when they stop.
+const httpShutdownGrace = 5 * time.Second
+
 // serveHealth serves the worker's probes on addr until stop is called:
 //
 //	/livez   200 while the process runs (liveness)
@@ -45,7 +49,7 @@ func serveHealth(ctx context.Context, addr string, nc *nats.Conn, log zerolog.Lo
 	}()
 	log.Info().Str("addr", ln.Addr().String()).Msg("serving /livez and /readyz")
 	return func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpShutdownGrace)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}, nil

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
@@ -75,7 +76,7 @@ func (f *listFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.prefix, "prefix", "", "only instances whose ID starts with `P`")
 	fs.StringVar(&f.from, "from", "", "only instances created at or after `T` (RFC 3339)")
 	fs.StringVar(&f.to, "to", "", "only instances created at or before `T` (RFC 3339)")
-	fs.IntVar(&f.top, "top", 100, "page size, 1 to 1000")
+	fs.IntVar(&f.top, "top", backend.DefaultTop, fmt.Sprintf("page size, 1 to %d", backend.MaxTop))
 	fs.BoolVar(&f.all, "all", false, "print every page")
 	fs.StringVar(&f.token, "continue", "", "continue a listing from `TOKEN`")
 	fs.BoolVar(&f.asJSON, "json", false, "print JSON")
@@ -84,8 +85,8 @@ func (f *listFlags) register(fs *flag.FlagSet) {
 // query is the query the flags ask for; it returns a usage error for a bad value.
 func (f listFlags) query() (engine.Query, error) {
 	q := engine.Query{IDPrefix: f.prefix, Top: f.top, ContinuationToken: f.token}
-	if f.top < 1 || f.top > 1000 {
-		return q, usageErrorf("list: --top must be 1 to 1000, got %d", f.top)
+	if f.top < 1 || f.top > backend.MaxTop {
+		return q, usageErrorf("list: --top must be 1 to %d, got %d", backend.MaxTop, f.top)
 	}
 	var err error
 	if q.Statuses, err = parseStatuses(f.statuses); err != nil {

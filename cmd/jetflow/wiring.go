@@ -29,12 +29,8 @@ type exampleWorker struct {
 // newExampleWorker creates jetflow's streams and buckets (idempotently) and the examples' inventory
 // bucket on js, and returns a worker with orchestration.Register and activities.Register.
 func newExampleWorker(ctx context.Context, c Config, js jetstream.JetStream, log zerolog.Logger) (*exampleWorker, error) {
-	b, err := natsjs.New(ctx, js,
-		natsjs.WithReplicas(c.Replicas),
-		natsjs.WithPartitions(c.Partitions),
-		natsjs.WithActivityConcurrency(c.ActivityConcurrency),
-		natsjs.WithLogger(log.With().Str("component", "natsjs").Logger()),
-	)
+	b, err := natsjs.New(ctx, js, append(options(c.backendOptions()),
+		natsjs.WithLogger(log.With().Str("component", "natsjs").Logger()))...)
 	if err != nil {
 		return nil, fmt.Errorf("creating jetflow's streams and buckets: %w", err)
 	}
@@ -55,11 +51,8 @@ func newExampleWorker(ctx context.Context, c Config, js jetstream.JetStream, log
 	if err := activities.Register(reg, deps); err != nil {
 		return nil, fmt.Errorf("registering the example activities: %w", err)
 	}
-	w, err := engine.NewWorker(b, reg,
-		engine.WithLogger(log.With().Str("component", "worker").Logger()),
-		engine.WithCacheSize(c.CacheSize),
-		engine.WithConcurrency(c.Concurrency),
-	)
+	w, err := engine.NewWorker(b, reg, append(options(c.workerOptions()),
+		engine.WithLogger(log.With().Str("component", "worker").Logger()))...)
 	if err != nil {
 		return nil, err
 	}

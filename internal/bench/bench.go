@@ -59,7 +59,7 @@ type Options struct {
 	NATSURL string
 	// NATSOptions are extra options for connections to NATSURL (credentials, TLS).
 	NATSOptions []nats.Option
-	// Timeout bounds each workload (default 10 minutes).
+	// Timeout bounds each workload (default DefaultTimeout).
 	Timeout time.Duration
 	// Progress, if set, receives progress messages (one line each, no newline).
 	Progress func(format string, args ...any)
@@ -67,6 +67,9 @@ type Options struct {
 
 // DefaultIdleN is idle's default N.
 const DefaultIdleN = 100_000
+
+// DefaultTimeout is Options.Timeout's default: the time limit of each workload.
+const DefaultTimeout = 10 * time.Minute
 
 // idleC is idle's default C: goroutines creating, then raising. (Before partition ownership
 // every turn read the inbox, and a backlog made that read scan it: 200 goroutines collapsed to
@@ -131,7 +134,7 @@ func Describe() string {
 // It stops at the first error (a workload failing, timing out, or emit returning an error).
 func Run(ctx context.Context, opts Options, emit func(Result) error) error {
 	if opts.Timeout <= 0 {
-		opts.Timeout = 10 * time.Minute
+		opts.Timeout = DefaultTimeout
 	}
 	if opts.IdleN <= 0 {
 		opts.IdleN = DefaultIdleN

@@ -17,13 +17,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetflow-dev/jetflow/internal/natsserver"
 	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
-
-// embeddedMaxPayload is the embedded server's max_payload, as in nats.conf.
-const embeddedMaxPayload = 8 << 20
 
 // env is one workload's world: a server (embedded unless external), a worker on its own
 // connection, and the client side (client, raw JetStream, state watcher) on another.
@@ -58,32 +56,24 @@ type env struct {
 	failErr   error
 }
 
-// startEmbedded starts a NATS server with JetStream (file storage in a new temporary directory)
-// on a free loopback port, as natstest does for tests.
+// startEmbedded starts jetflow's embedded NATS server (natsserver.Options: JetStream with file
+// storage, here in a new temporary directory) on a free loopback port, as natstest does for
+// tests.
 func startEmbedded() (*server.Server, string, error) {
 	dir, err := os.MkdirTemp("", "jetflow-bench-*")
 	if err != nil {
 		return nil, "", fmt.Errorf("creating the embedded server's store: %w", err)
 	}
-	srv, err := server.NewServer(&server.Options{
-		ServerName: "jetflow-bench",
-		Host:       "127.0.0.1",
-		Port:       -1,
-		JetStream:  true,
-		StoreDir:   dir,
-		MaxPayload: embeddedMaxPayload,
-		NoSigs:     true,
-		NoLog:      true,
-	})
+	srv, err := server.NewServer(natsserver.Options("jetflow-bench", "127.0.0.1", -1, dir))
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, "", fmt.Errorf("configuring the embedded NATS server: %w", err)
 	}
 	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
+	if !srv.ReadyForConnections(natsserver.ReadyTimeout) {
 		srv.Shutdown()
 		os.RemoveAll(dir)
-		return nil, "", errors.New("the embedded NATS server was not ready within 10s")
+		return nil, "", fmt.Errorf("the embedded NATS server was not ready within %v", natsserver.ReadyTimeout)
 	}
 	if !srv.JetStreamEnabled() {
 		srv.Shutdown()

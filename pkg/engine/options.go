@@ -1,10 +1,17 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/rs/zerolog"
+
+	"github.com/jetflow-dev/jetflow/pkg/backend"
 )
+
+// ErrInvalidOption is wrapped by errors about option values out of range (it is
+// backend.ErrInvalidOption).
+var ErrInvalidOption = backend.ErrInvalidOption
 
 // WorkerOption configures a Worker.
 type WorkerOption func(*workerOptions) error
@@ -22,17 +29,19 @@ type workerOptions struct {
 	noOrchestrations    bool
 }
 
-// Defaults of the worker options.
+// Defaults of the worker options, each changed by the option named beside it.
 const (
-	DefaultCacheSize           = 10000
-	DefaultConcurrency         = 64
-	DefaultActivityConcurrency = 64
-	DefaultMaxBatch            = 500
+	DefaultCacheSize           = 10000                              // WithCacheSize
+	DefaultConcurrency         = 64                                 // WithConcurrency
+	DefaultActivityConcurrency = backend.DefaultActivityConcurrency // WithActivityConcurrency
+	DefaultMaxBatch            = 500                                // WithMaxBatch
+	DefaultMaxPayload          = backend.DefaultMaxPayload          // WithMaxPayload: 1 MiB
 	// DefaultPoisonAfter is how many deliveries of a message a worker tries before it
-	// dead-letters the message.
+	// dead-letters the message (no option changes it).
 	DefaultPoisonAfter = 50
 )
 
+// defaultWorkerOptions are the worker's options before WorkerOptions are applied.
 func defaultWorkerOptions() workerOptions {
 	return workerOptions{
 		log:                 zerolog.Nop(),
@@ -40,9 +49,23 @@ func defaultWorkerOptions() workerOptions {
 		concurrency:         DefaultConcurrency,
 		activityConcurrency: DefaultActivityConcurrency,
 		maxBatch:            DefaultMaxBatch,
-		maxPayload:          1 << 20,
+		maxPayload:          DefaultMaxPayload,
 		poisonAfter:         DefaultPoisonAfter,
 	}
+}
+
+// CheckWorkerOptions returns the errors of opts (each wrapping ErrInvalidOption), as NewWorker
+// would, without creating a worker. A program can check its configuration with it before
+// connecting.
+func CheckWorkerOptions(opts ...WorkerOption) error {
+	o := defaultWorkerOptions()
+	var errs []error
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // WithLogger sets the worker's logger (default: discard).
@@ -51,56 +74,61 @@ func WithLogger(log zerolog.Logger) WorkerOption {
 }
 
 // WithCacheSize bounds the number of running instances kept in memory between turns (default
-// 10,000; 0 turns the cache off, so every turn replays the history).
+// DefaultCacheSize, 10,000; 0 turns the cache off, so every turn replays the history).
 func WithCacheSize(n int) WorkerOption {
 	return func(o *workerOptions) error {
 		if n < 0 {
-			return fmt.Errorf("cache size must be >= 0, got %d", n)
+			return fmt.Errorf("%w: cache size must be >= 0, got %d", ErrInvalidOption, n)
 		}
 		o.cacheSize = n
 		return nil
 	}
 }
 
-// WithConcurrency sets how many instances the worker runs turns for at once (default 64).
+// WithConcurrency sets how many instances the worker runs turns for at once (default
+// DefaultConcurrency, 64).
 func WithConcurrency(n int) WorkerOption {
 	return func(o *workerOptions) error {
 		if n < 1 {
-			return fmt.Errorf("concurrency must be >= 1, got %d", n)
+			return fmt.Errorf("%w: concurrency must be >= 1, got %d", ErrInvalidOption, n)
 		}
 		o.concurrency = n
 		return nil
 	}
 }
 
-// WithMaxBatch sets the most messages of one instance applied in one turn (default 500).
+// WithMaxBatch sets the most messages of one instance applied in one turn (default
+// DefaultMaxBatch, 500). A turn also stops taking messages at backend.MaxTurnBytes of payload.
 func WithMaxBatch(n int) WorkerOption {
 	return func(o *workerOptions) error {
 		if n < 1 {
-			return fmt.Errorf("max batch must be >= 1, got %d", n)
+			return fmt.Errorf("%w: max batch must be >= 1, got %d", ErrInvalidOption, n)
 		}
 		o.maxBatch = n
 		return nil
 	}
 }
 
-// WithMaxPayload sets the largest event, result or input the worker applies; bigger messages
-// are dead-lettered (default 1 MiB).
+// WithMaxPayload sets the largest event, result or input the worker applies, in bytes, at least
+// backend.MinMaxPayload; bigger messages are dead-lettered (default DefaultMaxPayload, 1 MiB).
+// Clients refuse bigger data by the backend's own limit (natsjs.WithMaxPayload): configure both
+// alike.
 func WithMaxPayload(n int) WorkerOption {
 	return func(o *workerOptions) error {
-		if n < 1 {
-			return fmt.Errorf("max payload must be >= 1, got %d", n)
+		if err := backend.CheckMaxPayload(n); err != nil {
+			return err
 		}
 		o.maxPayload = n
 		return nil
 	}
 }
 
-// WithActivityConcurrency sets how many activities the worker runs at once (default 64).
+// WithActivityConcurrency sets how many activities the worker runs at once (default
+// DefaultActivityConcurrency, 64).
 func WithActivityConcurrency(n int) WorkerOption {
 	return func(o *workerOptions) error {
 		if n < 1 {
-			return fmt.Errorf("activity concurrency must be >= 1, got %d", n)
+			return fmt.Errorf("%w: activity concurrency must be >= 1, got %d", ErrInvalidOption, n)
 		}
 		o.activityConcurrency = n
 		return nil

@@ -60,7 +60,7 @@ func (w *Worker) turn(ctx context.Context, item *backend.OrchestrationWorkItem) 
 	}
 	b := turnBuilder{w: w, item: item, id: item.InstanceID, state: item.State, exec: exec, now: time.Now().UTC()}
 	for _, m := range item.Messages {
-		full := b.applied >= w.opts.maxBatch || (b.applied > 0 && b.bytes+len(m.Data) > maxTurnBytes)
+		full := b.applied >= w.opts.maxBatch || (b.applied > 0 && b.bytes+len(m.Data) > backend.MaxTurnBytes)
 		if full || !b.add(ctx, m) {
 			break
 		}
@@ -89,10 +89,6 @@ type turnBuilder struct {
 	start    *backend.StartRequest // the turn begins a new generation
 	err      error                 // the turn cannot go on
 }
-
-// maxTurnBytes bounds the payload bytes applied in one turn, so that a turn's history entry
-// stays well within the server's max_payload (8 MiB in jetflow's nats.conf).
-const maxTurnBytes = 2 << 20
 
 // add takes m into the turn; it returns false if m must wait for the next turn.
 func (b *turnBuilder) add(ctx context.Context, m backend.WorkMessage) bool {

@@ -107,8 +107,9 @@ import (
 // BasePath is where the API is served.
 const BasePath = "/runtime/webhooks/durabletask"
 
-// DefaultMaxBodyBytes is the default Options.MaxBodyBytes: 1 MiB.
-const DefaultMaxBodyBytes = 1 << 20
+// DefaultMaxBodyBytes is the default Options.MaxBodyBytes: the engine's default payload limit
+// (engine.DefaultMaxPayload, 1 MiB), since a body is a start input or event data.
+const DefaultMaxBodyBytes = engine.DefaultMaxPayload
 
 // Client is what the API needs of *engine.Client.
 type Client interface {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -55,25 +54,14 @@ func RunCluster(t testing.TB, n int) *Cluster {
 // all of them, as in deploy/nats.conf. Tests that run cluster nodes in processes of their own
 // (to kill one) build them with it.
 func NodeOptions(i, clientPort int, routePorts []int, dir string) *server.Options {
-	logging := os.Getenv("NATS_LOGGING") == "debug"
 	var routes []*url.URL
 	for _, p := range routePorts {
 		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)})
 	}
-	return &server.Options{
-		ServerName: fmt.Sprintf("natstest-%d", i+1),
-		Host:       "127.0.0.1",
-		Port:       clientPort,
-		JetStream:  true,
-		StoreDir:   dir,
-		MaxPayload: DefaultMaxPayload,
-		NoSigs:     true,
-		NoLog:      !logging,
-		Debug:      logging,
-		Trace:      logging,
-		Cluster:    server.ClusterOpts{Name: ClusterName, Host: "127.0.0.1", Port: routePorts[i]},
-		Routes:     routes, // a route to itself is recognized and skipped
-	}
+	o := serverOptions(fmt.Sprintf("natstest-%d", i+1), clientPort, dir)
+	o.Cluster = server.ClusterOpts{Name: ClusterName, Host: "127.0.0.1", Port: routePorts[i]}
+	o.Routes = routes // a route to itself is recognized and skipped
+	return o
 }
 
 // FreePorts returns n distinct loopback TCP ports that were free a moment ago.

@@ -25,16 +25,18 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetflow-dev/jetflow/internal/natsserver"
 )
 
 // DefaultMaxPayload is the maximum message payload of servers started by
-// RunServer: 8 MiB, matching the project's nats.conf.
-const DefaultMaxPayload = 8 << 20
+// RunServer and RunCluster: 8 MiB, that of jetflow's embedded server and of
+// the project's nats.conf.
+const DefaultMaxPayload = natsserver.MaxPayload
 
 // readyTimeout bounds how long RunServer waits for the server to accept
-// client connections: generous, because make test runs packages side by side
-// with -race on 2 cores, and a clustered server once took over 10 s there.
-const readyTimeout = 30 * time.Second
+// client connections.
+const readyTimeout = natsserver.ReadyTimeout
 
 // Option adjusts the server options used by RunServer. Options are applied
 // after the defaults, so they may override any of them.
@@ -71,21 +73,18 @@ func RunServer(t testing.TB, opts ...Option) *server.Server {
 	return startServer(t, o)
 }
 
-// defaultOptions are the options of every server natstest starts, before Options are applied.
+// defaultOptions are the options of the server RunServer starts, before Options are applied.
 func defaultOptions(t testing.TB) *server.Options {
+	return serverOptions("natstest", -1, t.TempDir())
+}
+
+// serverOptions are the options of every server natstest starts: jetflow's embedded server
+// (natsserver.Options) on 127.0.0.1, with logging as NATS_LOGGING asks.
+func serverOptions(name string, port int, dir string) *server.Options {
+	o := natsserver.Options(name, "127.0.0.1", port, dir)
 	logging := os.Getenv("NATS_LOGGING") == "debug"
-	return &server.Options{
-		ServerName: "natstest",
-		Host:       "127.0.0.1",
-		Port:       -1,
-		JetStream:  true,
-		StoreDir:   t.TempDir(),
-		MaxPayload: DefaultMaxPayload,
-		NoSigs:     true,
-		NoLog:      !logging,
-		Debug:      logging,
-		Trace:      logging,
-	}
+	o.NoLog, o.Debug, o.Trace = !logging, logging, logging
+	return o
 }
 
 // startServer starts a server with o, waits until it accepts connections and registers its

@@ -16,8 +16,9 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
 
-// DefaultMaxPayload is the payload limit of a backend made without WithMaxPayload.
-const DefaultMaxPayload = 1 << 20
+// DefaultMaxPayload is the payload limit of a backend made without WithMaxPayload:
+// backend.DefaultMaxPayload, 1 MiB.
+const DefaultMaxPayload = backend.DefaultMaxPayload
 
 // Backend is an in-memory backend.Backend. Its zero value is not usable; call New.
 type Backend struct {

@@ -6,10 +6,35 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/jetflow-dev/jetflow/pkg/backend"
 )
 
-// ErrInvalidOption is wrapped by errors about bad options.
-var ErrInvalidOption = errors.New("invalid option")
+// ErrInvalidOption is wrapped by errors about bad options (it is backend.ErrInvalidOption).
+var ErrInvalidOption = backend.ErrInvalidOption
+
+// The defaults of the options below and the ranges they accept (DefaultPrefix is in names.go).
+const (
+	DefaultReplicas            = 1                                  // WithReplicas
+	MaxReplicas                = 5                                  // WithReplicas: JetStream's limit
+	DefaultMaxPayload          = backend.DefaultMaxPayload          // WithMaxPayload: 1 MiB
+	DefaultDuplicateWindow     = 2 * time.Minute                    // WithDuplicateWindow
+	DefaultInboxAckWait        = 30 * time.Second                   // WithInboxAckWait
+	DefaultActivityAckWait     = 30 * time.Second                   // WithActivityAckWait
+	MinAckWait                 = time.Second                        // WithInboxAckWait, WithActivityAckWait
+	DefaultActivityConcurrency = backend.DefaultActivityConcurrency // WithActivityConcurrency
+	DefaultPartitions          = 16                                 // WithPartitions
+	MaxPartitions              = 1024                               // WithPartitions
+	DefaultLeaseTTL            = 4 * time.Second                    // WithLeaseTTL
+	MinLeaseTTL                = 400 * time.Millisecond             // WithLeaseTTL
+)
+
+// Settings without options.
+const (
+	fetchBatch    = 256                 // inbox messages a partition consumer pulls at once
+	maxAckPending = 20000               // unacknowledged messages per consumer (a partition: a share, at least 1000)
+	deadLetterAge = 14 * 24 * time.Hour // how long dead letters are kept
+)
 
 // Option configures New.
 type Option func(*options) error
@@ -33,19 +58,33 @@ type options struct {
 func defaultOptions() options {
 	return options{
 		prefix:          DefaultPrefix,
-		replicas:        1,
-		maxPayload:      1 << 20,
-		duplicateWindow: 2 * time.Minute,
-		inboxAckWait:    30 * time.Second,
-		activityAckWait: 30 * time.Second,
-		fetchBatch:      256,
-		maxAckPending:   20000,
-		activityWorkers: 64,
-		deadLetterAge:   14 * 24 * time.Hour,
+		replicas:        DefaultReplicas,
+		maxPayload:      DefaultMaxPayload,
+		duplicateWindow: DefaultDuplicateWindow,
+		inboxAckWait:    DefaultInboxAckWait,
+		activityAckWait: DefaultActivityAckWait,
+		fetchBatch:      fetchBatch,
+		maxAckPending:   maxAckPending,
+		activityWorkers: DefaultActivityConcurrency,
+		deadLetterAge:   deadLetterAge,
 		partitions:      DefaultPartitions,
-		leaseTTL:        4 * time.Second,
+		leaseTTL:        DefaultLeaseTTL,
 		log:             zerolog.Nop(),
 	}
+}
+
+// CheckOptions returns the errors of opts (each wrapping ErrInvalidOption), as New would: it
+// applies them to the defaults and does no I/O. A program can check its configuration with it
+// before connecting.
+func CheckOptions(opts ...Option) error {
+	o := defaultOptions()
+	var errs []error
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // WithPrefix sets the prefix of every subject, stream, bucket and consumer (default "jetflow").
@@ -53,29 +92,33 @@ func WithPrefix(prefix string) Option {
 	return func(o *options) error { o.prefix = prefix; return nil }
 }
 
-// WithReplicas sets the replica count of streams and buckets (default 1; 3 in a cluster).
+// WithReplicas sets the replica count of streams and buckets, 1..MaxReplicas (default
+// DefaultReplicas, 1; 3 in a cluster).
 func WithReplicas(n int) Option {
 	return func(o *options) error {
-		if n < 1 || n > 5 {
-			return fmt.Errorf("%w: replicas must be 1..5, got %d", ErrInvalidOption, n)
+		if n < 1 || n > MaxReplicas {
+			return fmt.Errorf("%w: replicas must be 1..%d, got %d", ErrInvalidOption, MaxReplicas, n)
 		}
 		o.replicas = n
 		return nil
 	}
 }
 
-// WithMaxPayload sets the largest input, event or result accepted, in bytes (default 1 MiB).
+// WithMaxPayload sets the largest input, event or result accepted, in bytes, at least
+// backend.MinMaxPayload (default DefaultMaxPayload, 1 MiB). Workers apply their own limit
+// (engine.WithMaxPayload): configure both alike.
 func WithMaxPayload(n int) Option {
 	return func(o *options) error {
-		if n < 1024 {
-			return fmt.Errorf("%w: max payload must be >= 1024 bytes, got %d", ErrInvalidOption, n)
+		if err := backend.CheckMaxPayload(n); err != nil {
+			return err
 		}
 		o.maxPayload = n
 		return nil
 	}
 }
 
-// WithDuplicateWindow sets JetStream's deduplication window for published messages (default 2m).
+// WithDuplicateWindow sets JetStream's deduplication window for published messages (default
+// DefaultDuplicateWindow, 2m).
 func WithDuplicateWindow(d time.Duration) Option {
 	return func(o *options) error {
 		if d <= 0 {
@@ -87,11 +130,11 @@ func WithDuplicateWindow(d time.Duration) Option {
 }
 
 // WithInboxAckWait sets how long an instance message stays unacknowledged before it is
-// redelivered to another worker (default 30s).
+// redelivered to another worker, at least MinAckWait (default DefaultInboxAckWait, 30s).
 func WithInboxAckWait(d time.Duration) Option {
 	return func(o *options) error {
-		if d < time.Second {
-			return fmt.Errorf("%w: inbox ack wait must be >= 1s", ErrInvalidOption)
+		if d < MinAckWait {
+			return fmt.Errorf("%w: inbox ack wait must be >= %s, got %s", ErrInvalidOption, MinAckWait, d)
 		}
 		o.inboxAckWait = d
 		return nil
@@ -99,39 +142,40 @@ func WithInboxAckWait(d time.Duration) Option {
 }
 
 // WithActivityAckWait sets how long an activity may run without a heartbeat before its task is
-// redelivered (default 30s; running activities send heartbeats every third of it).
+// redelivered, at least MinAckWait (default DefaultActivityAckWait, 30s; running activities
+// send heartbeats every third of it).
 func WithActivityAckWait(d time.Duration) Option {
 	return func(o *options) error {
-		if d < time.Second {
-			return fmt.Errorf("%w: activity ack wait must be >= 1s", ErrInvalidOption)
+		if d < MinAckWait {
+			return fmt.Errorf("%w: activity ack wait must be >= %s, got %s", ErrInvalidOption, MinAckWait, d)
 		}
 		o.activityAckWait = d
 		return nil
 	}
 }
 
-// WithActivityConcurrency sets how many activities one worker runs at once (default 64).
+// WithActivityConcurrency sets how many activity tasks one worker holds at once, ready for the
+// activities it runs (default DefaultActivityConcurrency, 64; give the engine's
+// WithActivityConcurrency the same value).
 func WithActivityConcurrency(n int) Option {
 	return func(o *options) error {
 		if n < 1 {
-			return fmt.Errorf("%w: activity concurrency must be >= 1", ErrInvalidOption)
+			return fmt.Errorf("%w: activity concurrency must be >= 1, got %d", ErrInvalidOption, n)
 		}
 		o.activityWorkers = n
 		return nil
 	}
 }
 
-// DefaultPartitions is the number of instance partitions unless WithPartitions says otherwise.
-const DefaultPartitions = 16
-
-// WithPartitions sets the number of partitions instances are spread over (default 16). Each
+// WithPartitions sets the number of partitions instances are spread over, 1..MaxPartitions
+// (default DefaultPartitions, 16). Each
 // partition is consumed by one worker at a time, so it bounds how many workers share the
 // orchestration work. The count is fixed when the instance stream is created; New refuses to
 // change it while the stream holds messages.
 func WithPartitions(n int) Option {
 	return func(o *options) error {
-		if n < 1 || n > 1024 {
-			return fmt.Errorf("%w: partitions must be 1..1024, got %d", ErrInvalidOption, n)
+		if n < 1 || n > MaxPartitions {
+			return fmt.Errorf("%w: partitions must be 1..%d, got %d", ErrInvalidOption, MaxPartitions, n)
 		}
 		o.partitions = n
 		return nil
@@ -139,11 +183,12 @@ func WithPartitions(n int) Option {
 }
 
 // WithLeaseTTL sets how long a worker may go without a heartbeat before the others take over
-// its partitions (default 4s; heartbeats go every quarter of it).
+// its partitions, at least MinLeaseTTL (default DefaultLeaseTTL, 4s; heartbeats go every
+// quarter of it).
 func WithLeaseTTL(d time.Duration) Option {
 	return func(o *options) error {
-		if d < 400*time.Millisecond {
-			return fmt.Errorf("%w: lease TTL must be >= 400ms, got %s", ErrInvalidOption, d)
+		if d < MinLeaseTTL {
+			return fmt.Errorf("%w: lease TTL must be >= %s, got %s", ErrInvalidOption, MinLeaseTTL, d)
 		}
 		o.leaseTTL = d
 		return nil
