@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -217,40 +216,33 @@ func (e *env) fail(err error) {
 	})
 }
 
-// watchStates follows every state update of the instance state bucket and hands the states of
-// this run's instances to the followers.
+// watchStates follows every instance state change and hands the states of this run's
+// instances to the followers.
 func (e *env) watchStates(ctx context.Context) error {
-	kv, err := e.js.KeyValue(ctx, e.names.StateBucket())
-	if err != nil {
-		return fmt.Errorf("binding bucket %s: %w", e.names.StateBucket(), err)
-	}
 	wctx, stop := context.WithCancel(context.Background())
-	w, err := kv.WatchAll(wctx, jetstream.UpdatesOnly())
+	states, err := e.be.WatchAll(wctx)
 	if err != nil {
 		stop()
-		return fmt.Errorf("watching bucket %s: %w", e.names.StateBucket(), err)
+		return err
 	}
 	e.watchStop, e.watchDone = stop, make(chan struct{})
 	go func() {
 		defer close(e.watchDone)
-		defer w.Stop()
 		for {
-			var entry jetstream.KeyValueEntry
+			var s *engine.Status
 			select {
 			case <-wctx.Done():
 				return
-			case u, ok := <-w.Updates():
+			case st, ok := <-states:
 				if !ok {
-					e.fail(errors.New("the watcher of instance states stopped"))
+					if wctx.Err() == nil {
+						e.fail(errors.New("the watcher of instance states stopped"))
+					}
 					return
 				}
-				entry = u
+				s = st
 			}
-			if entry == nil || entry.Operation() != jetstream.KeyValuePut {
-				continue
-			}
-			var s engine.Status
-			if json.Unmarshal(entry.Value(), &s) != nil || !strings.HasPrefix(s.ID, e.run) {
+			if !strings.HasPrefix(s.ID, e.run) {
 				continue
 			}
 			if s.Status.IsTerminal() && s.Status != history.StatusCompleted {
@@ -264,7 +256,7 @@ func (e *env) watchStates(ctx context.Context) error {
 			fs := e.followers
 			e.mu.Unlock()
 			for _, f := range fs {
-				f(&s)
+				f(s)
 			}
 		}
 	}()

@@ -262,22 +262,16 @@ func processRSS() (int64, error) {
 
 func mb(b int64) float64 { return round(float64(b) / (1 << 20)) }
 
-// kvBytes returns the bytes stored in the streams of the history and state buckets.
+// kvBytes returns the bytes stored in the history stream (every instance's records, the last
+// of which is its state); state is 0, kept for the notes' shape.
 func (e *env) kvBytes(ctx context.Context) (hist, state uint64, err error) {
-	get := func(bucket string) (uint64, error) {
-		s, err := e.js.Stream(ctx, "KV_"+bucket)
-		if err != nil {
-			return 0, fmt.Errorf("stream of bucket %s: %w", bucket, err)
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return 0, fmt.Errorf("info of stream KV_%s: %w", bucket, err)
-		}
-		return info.State.Bytes, nil
+	s, err := e.js.Stream(ctx, e.names.HistoryStream())
+	if err != nil {
+		return 0, 0, fmt.Errorf("stream %s: %w", e.names.HistoryStream(), err)
 	}
-	if hist, err = get(e.names.HistoryBucket()); err != nil {
-		return 0, 0, err
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("info of stream %s: %w", e.names.HistoryStream(), err)
 	}
-	state, err = get(e.names.StateBucket())
-	return hist, state, err
+	return info.State.Bytes, 0, nil
 }

@@ -509,9 +509,9 @@ func (e *env) idleNotes(n, c int, before, after footprint, created, allWaiting t
 	perInst := func(after, before uint64) float64 { return round(float64(after-before) / float64(n)) }
 	mem, base := after.mem, before.mem
 	return fmt.Sprintf("worker_rss_mb=%.1f (RSS with all waiting %.1f MB minus %.1f MB before creating them; after GC) rss_total_mb=%.1f heap_inuse_mb=%.1f (before %.1f); measured: %s; "+
-		"kv_bytes_per_instance=%.0f (KV_%s %.0f + KV_%s %.0f); created by %d goroutines with Client.ScheduleNew in %.1fs (%.0f/s), all waiting after %.1fs; "+
+		"kv_bytes_per_instance=%.0f (stream %s); created by %d goroutines with Client.ScheduleNew in %.1fs (%.0f/s), all waiting after %.1fs; "+
 		"raised by %d goroutines with Client.RaiseEvent; seconds first raise → last Completed state seen; p50/p99 raise call → Completed state seen",
 		mb(mem.rss-base.rss), mb(mem.rss), mb(base.rss), mb(mem.rss), mb(int64(mem.heap)), mb(int64(base.heap)), measured,
-		perInst(after.hist+after.state, before.hist+before.state), e.names.HistoryBucket(), perInst(after.hist, before.hist), e.names.StateBucket(), perInst(after.state, before.state),
+		perInst(after.hist+after.state, before.hist+before.state), e.names.HistoryStream(),
 		c, created.Seconds(), rate(n, created), allWaiting.Seconds(), c)
 }

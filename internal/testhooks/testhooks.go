@@ -23,9 +23,10 @@ type Hooks struct {
 	// AfterPublish runs once a turn's tasks are published and its state stored, before its
 	// messages are acked.
 	AfterPublish func(instanceID string, turn uint64) error
-	// BeforeRecover runs when a worker, reading an instance afresh, has found turns committed
-	// beyond its state (at turn stateTurn), before it publishes them.
-	BeforeRecover func(instanceID string, stateTurn uint64, beyond int)
+	// BeforeRepublish runs when a worker, handed messages that a turn applied but did not ack
+	// (its worker may have died before publishing the turn's tasks), is about to publish that
+	// turn's tasks again; stateTurn is the instance's last turn.
+	BeforeRepublish func(instanceID string, stateTurn uint64)
 	// SharedInbox makes the worker read every instance message through one consumer shared by
 	// all workers, instead of owning partitions: two workers then race on one instance.
 	SharedInbox bool

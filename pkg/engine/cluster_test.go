@@ -389,7 +389,7 @@ func runClusterFailover(t *testing.T, c clusterNodes) {
 			return s
 		}
 		var parts []string
-		for _, s := range []string{names.InstanceStream(), names.ActivityStream(), "KV_" + names.HistoryBucket(), "KV_" + names.StateBucket()} {
+		for _, s := range []string{names.InstanceStream(), names.ActivityStream(), names.HistoryStream()} {
 			parts = append(parts, s+"="+name(clusterStreamLeader(clientJS, s)))
 		}
 		a, consumer := names.ActivityStream(), names.ActivityConsumer("Step")
@@ -549,24 +549,9 @@ func clusterCheckOnce(e *env, ids []string) {
 	// ("JetStream system temporarily unavailable").
 	var turnKeys map[string][]uint64
 	natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
-		kv, err := e.js.KeyValue(ctx, e.b.Names().HistoryBucket())
-		if err != nil {
-			return err
-		}
-		lister, err := kv.ListKeys(ctx)
-		if err != nil {
-			return err
-		}
-		turnKeys = map[string][]uint64{}
-		for key := range lister.Keys() {
-			i := strings.LastIndexByte(key, '.')
-			n, err := strconv.ParseUint(key[i+1:], 10, 64)
-			if err != nil {
-				return fmt.Errorf("history key %q: %w", key, err)
-			}
-			turnKeys[key[:i]] = append(turnKeys[key[:i]], n)
-		}
-		return nil
+		var err error
+		turnKeys, err = committedTurns(ctx, e.js, e.b.Names())
+		return err
 	})
 	for _, id := range ids {
 		s := e.faultStatus(id)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -326,4 +327,52 @@ func TestMalformedMessagesAreDeadLettered(t *testing.T) {
 	if err := json.Unmarshal(raw.Data, &rec); err != nil || rec.Reason == "" {
 		t.Fatalf("dead-letter record %s: %v", raw.Data, err)
 	}
+}
+
+// committedTurns reads the whole history stream and returns, per encoded instance ID, the turn
+// numbers of its turn records (pending records left out) in the order they are stored.
+func committedTurns(ctx context.Context, js jetstream.JetStream, names natsjs.Names) (map[string][]uint64, error) {
+	stream, err := js.Stream(ctx, names.HistoryStream())
+	if err != nil {
+		return nil, err
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, err
+	}
+	prefix := strings.TrimSuffix(names.HistorySubjects(), ">")
+	turns := map[string][]uint64{}
+	for left := info.State.Msgs; left > 0; {
+		batch, err := cons.Fetch(int(min(left, 1000)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return nil, err
+		}
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			var rec struct {
+				Turn    uint64 `json:"turn"`
+				Pending bool   `json:"pending"`
+			}
+			if err := json.Unmarshal(msg.Data(), &rec); err != nil {
+				return nil, fmt.Errorf("record on %s: %w", msg.Subject(), err)
+			}
+			if !rec.Pending {
+				tok := strings.TrimPrefix(msg.Subject(), prefix)
+				turns[tok] = append(turns[tok], rec.Turn)
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return nil, err
+		}
+		if got == 0 {
+			return nil, fmt.Errorf("history stream: %d records not read", left)
+		}
+		left -= uint64(got)
+	}
+	return turns, nil
 }

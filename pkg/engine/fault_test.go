@@ -13,8 +13,6 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -150,35 +148,18 @@ func faultWantOutput(t *testing.T, s *engine.Status, want any) {
 	}
 }
 
-// faultTurnKeys returns the turn numbers committed for id in the history bucket.
+// faultTurnKeys returns the turn numbers of the records committed for id, in the order stored.
 func (e *env) faultTurnKeys(id string) []uint64 {
 	e.t.Helper()
-	ctx := context.Background()
-	kv, err := e.js.KeyValue(ctx, e.b.Names().HistoryBucket())
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	tok, err := natsjs.EncodeInstanceID(id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	lister, err := kv.ListKeysFiltered(ctx, e.b.Names().HistoryKeyFilter(tok))
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return nil
-	}
+	turns, err := committedTurns(context.Background(), e.js, e.b.Names())
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	var turns []uint64
-	for key := range lister.Keys() {
-		n, err := strconv.ParseUint(strings.TrimPrefix(key, tok+"."), 10, 64)
-		if err != nil {
-			e.t.Fatalf("history key %q: %v", key, err)
-		}
-		turns = append(turns, n)
-	}
-	sort.Slice(turns, func(i, j int) bool { return turns[i] < turns[j] })
-	return turns
+	return turns[tok]
 }
 
 // faultCheckOnce reads the history of id, a single-generation instance that has ended, and reports
@@ -1325,10 +1306,10 @@ func TestUnusableSubjectReadFromGapIsDeadLetteredOnce(t *testing.T) {
 	}
 }
 
-// TestRecoveryOvertakenByNewerTurn: worker B loads an instance whose last turn (2) was committed
-// but not yet published, and publishes it on the committer's behalf; in between, worker A has
-// published turn 2 and committed and published turn 3. B must not go on with a replay of turns
-// 1..2 and the state of turn 3: the next event it applies must see events 1 and 2.
+// TestRecoveryOvertakenByNewerTurn: worker B is handed a message that turn 2 applied but whose
+// worker (A) has not acked it, and publishes turn 2's tasks on A's behalf; meanwhile A
+// publishes turn 2 and commits and publishes turn 3. B must not go on with a replay of turns
+// 1..2: the next event it applies must see events 1 and 2.
 func TestRecoveryOvertakenByNewerTurn(t *testing.T) {
 	e := newFaultEnv(t)
 	reg := faultCollectRegistry(t)
@@ -1346,37 +1327,32 @@ func TestRecoveryOvertakenByNewerTurn(t *testing.T) {
 	}
 	pa.wait(t)
 
-	// B gets event 1 when A's delivery of it expires, and loads x: state at turn 1. Its turn 2
-	// conflicts with A's, so B loads x again, beyond the state: turn 2 committed beyond it. B
-	// parks right there. B never gets event 2.
-	type recovery struct {
-		stateTurn uint64
-		beyond    int
-	}
-	loaded := make(chan recovery, 1)
+	// B gets event 1 when A's delivery of it expires, and finds it applied by turn 2, whose
+	// tasks A may not have published: B publishes them again, and parks right there. B never
+	// gets event 2.
+	republished := make(chan uint64, 1)
 	resumeB := make(chan struct{})
 	var resumeOnce sync.Once
 	t.Cleanup(func() { resumeOnce.Do(func() { close(resumeB) }) })
 	var first sync.Once
 	hb := newFaultHeld(func(_ string, data []byte) bool { return string(data) == "2" })
-	recoverB := func(id string, stateTurn uint64, beyond int) {
+	republishB := func(id string, stateTurn uint64) {
 		if id != "x" {
 			return
 		}
 		first.Do(func() {
-			loaded <- recovery{stateTurn, beyond}
+			republished <- stateTurn
 			<-resumeB
 		})
 	}
-	e.faultWorkerOn(&testhooks.Hooks{Intercept: hb.intercept, BeforeRecover: recoverB}, reg, faultLog("B"))
-	var got recovery
+	e.faultWorkerOn(&testhooks.Hooks{Intercept: hb.intercept, BeforeRepublish: republishB}, reg, faultLog("B"))
 	select {
-	case got = <-loaded:
+	case turn := <-republished:
+		if turn != 2 {
+			t.Fatalf("B republished at turn %d, want at turn 2", turn)
+		}
 	case <-time.After(faultTimeout):
-		t.Fatal("worker B never loaded x")
-	}
-	if got.stateTurn != 1 || got.beyond != 1 {
-		t.Fatalf("B found %d turns beyond the state at turn %d, want turn 2 beyond the state at turn 1", got.beyond, got.stateTurn)
+		t.Fatal("worker B never republished turn 2 of x")
 	}
 
 	// Meanwhile A publishes turn 2 and runs turn 3 (event 2); then A stops.

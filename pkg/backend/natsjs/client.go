@@ -38,41 +38,28 @@ func (b *Backend) CreateInstance(ctx context.Context, req backend.StartRequest) 
 	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("publishing start of %q: %w", req.InstanceID, err)
 	}
-	key := b.names.StateKey(idTok)
+	// Most starts are of new instances: try the pending record as the first one, and read the
+	// instance only if there is one already.
+	var cur *storedState
 	for {
-		cur, err := b.readState(ctx, req.InstanceID)
+		var expect uint64
 		switch {
-		case err != nil:
-			return err
 		case cur == nil:
-			pending := pendingState(nil, req)
-			if _, err := b.state.Create(ctx, key, mustJSON(pending)); err == nil || !isRevisionConflict(err) {
-				return wrapf(err, "creating state of %q", req.InstanceID)
-			}
 		case cur.StartID == req.StartID:
 			return nil
 		case cur.Status.IsTerminal():
-			pending := pendingState(cur, req)
-			if _, err := b.state.Update(ctx, key, mustJSON(pending), cur.Revision); err == nil || !isRevisionConflict(err) {
-				return wrapf(err, "replacing state of %q", req.InstanceID)
-			}
+			expect = cur.Revision
 		default:
 			return fmt.Errorf("starting %q: %w (status %s)", req.InstanceID, backend.ErrInstanceExists, cur.Status)
 		}
+		_, err := b.appendRecord(ctx, idTok, mustJSON(pendingRecord(cur, req)), expect)
+		if !errors.Is(err, backend.ErrConflict) {
+			return wrapf(err, "recording the start of %q", req.InstanceID)
+		}
+		if cur, err = b.readState(ctx, req.InstanceID); err != nil {
+			return err
+		}
 	}
-}
-
-// pendingState is the state of an instance that is about to start; it keeps the bookkeeping of
-// a previous, ended generation so that the worker can find where its history ends.
-func pendingState(prev *storedState, req backend.StartRequest) *storedState {
-	s := &storedState{}
-	if prev != nil {
-		s.Generation, s.FirstTurn, s.Turn, s.LastSeq = prev.Generation, prev.FirstTurn, prev.Turn, prev.LastSeq
-	}
-	s.ID, s.Name, s.Input, s.StartID, s.Parent = req.InstanceID, req.Name, req.Input, req.StartID, req.Parent
-	s.Status = history.StatusPending
-	s.CreatedAt, s.UpdatedAt = req.Time, req.Time
-	return s
 }
 
 // Send implements backend.Backend.
@@ -139,95 +126,77 @@ func (b *Backend) GetInstance(ctx context.Context, id string) (*backend.Instance
 	if s == nil {
 		return nil, fmt.Errorf("%q: %w", id, backend.ErrInstanceNotFound)
 	}
-	inst := s.instance()
-	return &inst, nil
-}
-
-func decodeState(entry jetstream.KeyValueEntry) (*storedState, error) {
-	var s storedState
-	if err := json.Unmarshal(entry.Value(), &s); err != nil {
-		return nil, fmt.Errorf("decoding state %s: %w", entry.Key(), err)
-	}
-	s.Revision = entry.Revision()
-	return &s, nil
-}
-
-// decodeInstance decodes a state bucket entry into the queryable state.
-func decodeInstance(entry jetstream.KeyValueEntry) (*backend.Instance, error) {
-	s, err := decodeState(entry)
-	if err != nil {
+	if err := b.withInput(ctx, s); err != nil {
 		return nil, err
 	}
 	inst := s.instance()
 	return &inst, nil
 }
 
-// WatchInstance implements backend.Backend.
+// WatchInstance implements backend.Backend. It reads the instance's records as they are
+// appended, through an ordered consumer of its history subject.
 func (b *Backend) WatchInstance(ctx context.Context, id string) (<-chan *backend.Instance, error) {
 	idTok, err := b.idToken(id)
 	if err != nil {
 		return nil, err
 	}
-	w, err := b.state.Watch(ctx, b.names.StateKey(idTok))
+	cons, err := b.hist.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{b.names.HistorySubject(idTok)},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("watching state of %q: %w", id, err)
+		return nil, fmt.Errorf("watching %q: %w", id, err)
 	}
-	// The watcher sends the current value (if any), then nil, then changes.
-	var first *backend.Instance
-	for entry := range w.Updates() {
-		if entry == nil {
-			break
-		}
-		if entry.Operation() == jetstream.KeyValuePut {
-			first, _ = decodeInstance(entry)
-		}
-	}
-	if first == nil {
-		// The watcher can miss a value replaced while it started (seen under load): ask
-		// directly; changes after this read still come through the watcher.
-		cur, err := b.GetInstance(ctx, id)
-		if err != nil {
-			w.Stop()
-			return nil, err
-		}
-		first = cur
+	// The first record is the current state; ask for it directly, so that an instance that does
+	// not exist is reported at once. Later records come through the consumer.
+	first, err := b.GetInstance(ctx, id)
+	if err != nil {
+		return nil, err
 	}
 	out := make(chan *backend.Instance, 1)
 	out <- first
+	msgs, err := cons.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("watching %q: %w", id, err)
+	}
+	go func() {
+		<-ctx.Done()
+		msgs.Stop()
+	}()
 	go func() {
 		defer close(out)
-		defer w.Stop()
+		input := first.Input
 		for {
+			msg, err := msgs.Next()
+			if err != nil {
+				return
+			}
+			_ = msg.Ack()
+			md, err := msg.Metadata()
+			if err != nil {
+				continue
+			}
+			t, err := decodeRecord(msg.Data(), md.Sequence.Stream)
+			if err != nil {
+				continue
+			}
+			if t.State.Input == nil {
+				t.State.Input = input
+			}
+			input = t.State.Input
+			inst := t.State.instance()
 			select {
+			case out <- &inst:
 			case <-ctx.Done():
 				return
-			case entry, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if entry == nil || entry.Operation() != jetstream.KeyValuePut {
-					continue
-				}
-				s, err := decodeInstance(entry)
-				if err != nil {
-					continue
-				}
-				select {
-				case out <- s:
-				case <-ctx.Done():
-					return
-				}
 			}
 		}
 	}()
 	return out, nil
 }
 
-// GetHistory implements backend.Backend. It includes turns committed beyond the state (whose
-// state a worker is about to store).
+// GetHistory implements backend.Backend.
 func (b *Backend) GetHistory(ctx context.Context, id string) ([]history.Event, error) {
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
 	s, err := b.readState(ctx, id)
 	if err != nil {
 		return nil, err
@@ -236,31 +205,7 @@ func (b *Backend) GetHistory(ctx context.Context, id string) ([]history.Event, e
 		return nil, fmt.Errorf("%q: %w", id, backend.ErrInstanceNotFound)
 	}
 	idTok, _ := b.idToken(id)
-	first := max(s.FirstTurn, 1)
-	var turns []*turnRecord
-	if s.Turn >= first {
-		if turns, err = b.readTurns(ctx, idTok, first, s.Turn); err != nil {
-			return nil, err
-		}
-	}
-	for n := max(s.Turn+1, first); ; n++ {
-		t, err := b.getTurn(ctx, idTok, n)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if t.Reset {
-			turns = nil
-		}
-		turns = append(turns, t)
-	}
-	var events []history.Event
-	for _, t := range turns {
-		events = append(events, t.Events...)
-	}
-	return events, nil
+	return b.generationEvents(ctx, idTok, s)
 }
 
 // PurgeInstance implements backend.Backend.
@@ -278,25 +223,58 @@ func (b *Backend) PurgeInstance(ctx context.Context, id string) error {
 		return fmt.Errorf("purging %q: %w (status %s)", id, backend.ErrInstanceNotEnded, cur.Status)
 	}
 	idTok, _ := b.idToken(id)
-	keys, err := b.hist.ListKeysFiltered(ctx, b.names.HistoryKeyFilter(idTok))
-	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
-		return fmt.Errorf("listing history of %q: %w", id, err)
-	}
-	if keys != nil {
-		for key := range keys.Keys() {
-			if err := b.hist.Purge(ctx, key); err != nil {
-				return fmt.Errorf("purging history of %q: %w", id, err)
-			}
-		}
-	}
 	if err := b.inst.Purge(ctx, jetstream.WithPurgeSubject(b.names.ScheduleFilter(idTok))); err != nil {
 		return fmt.Errorf("purging timers of %q: %w", id, err)
 	}
-	if err := b.state.Purge(ctx, b.names.StateKey(idTok), jetstream.LastRevision(cur.Revision)); err != nil {
-		if isRevisionConflict(err) {
-			return fmt.Errorf("purging %q: %w", id, backend.ErrConflict)
-		}
-		return fmt.Errorf("purging state of %q: %w", id, err)
+	// Up to the record read: a start recorded since (a new generation) stays.
+	err = b.hist.Purge(ctx, jetstream.WithPurgeSubject(b.names.HistorySubject(idTok)), jetstream.WithPurgeSequence(cur.Revision+1))
+	if err != nil {
+		return fmt.Errorf("purging the records of %q: %w", id, err)
 	}
 	return nil
+}
+
+// WatchAll sends the state of every instance each time it changes from now on (without inputs),
+// until ctx ends; the channel is closed then, or if the watch fails.
+func (b *Backend) WatchAll(ctx context.Context) (<-chan *backend.Instance, error) {
+	cons, err := b.hist.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{b.names.HistorySubjects()},
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("watching every instance: %w", err)
+	}
+	msgs, err := cons.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("watching every instance: %w", err)
+	}
+	out := make(chan *backend.Instance, 256)
+	go func() {
+		<-ctx.Done()
+		msgs.Stop()
+	}()
+	go func() {
+		defer close(out)
+		for {
+			msg, err := msgs.Next()
+			if err != nil {
+				return
+			}
+			md, err := msg.Metadata()
+			if err != nil {
+				continue
+			}
+			t, err := decodeRecord(msg.Data(), md.Sequence.Stream)
+			if err != nil {
+				continue
+			}
+			inst := t.State.instance()
+			select {
+			case out <- &inst:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
 }

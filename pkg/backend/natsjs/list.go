@@ -69,28 +69,22 @@ func (b *Backend) ListInstances(ctx context.Context, q backend.Query) (backend.P
 	return page, nil
 }
 
-// instanceIDs returns the decoded IDs of the state bucket's keys, sorted and without duplicates.
+// instanceIDs returns the decoded IDs of the instances with records, sorted.
 func (b *Backend) instanceIDs(ctx context.Context) ([]string, error) {
-	lister, err := b.state.ListKeys(ctx)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return nil, nil
-	}
+	info, err := b.hist.Info(ctx, jetstream.WithSubjectFilter(b.names.HistorySubjects()))
 	if err != nil {
-		return nil, fmt.Errorf("listing instance keys: %w", err)
+		return nil, fmt.Errorf("listing instances: %w", err)
 	}
-	var ids []string
-	for key := range lister.Keys() {
-		id, err := DecodeToken(key)
+	prefix := strings.TrimSuffix(b.names.HistorySubjects(), ">")
+	ids := make([]string, 0, len(info.State.Subjects))
+	for subject := range info.State.Subjects {
+		id, err := DecodeToken(strings.TrimPrefix(subject, prefix))
 		if err != nil {
-			b.log.Warn().Str("key", key).Err(err).Msg("ignoring a state key that is not an instance ID")
+			b.log.Warn().Str("subject", subject).Err(err).Msg("ignoring a history subject that is not an instance's")
 			continue
 		}
 		ids = append(ids, id)
 	}
-	// The lister closes its channel early, without an error, when ctx ends.
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("listing instance keys: %w", err)
-	}
 	slices.Sort(ids)
-	return slices.Compact(ids), nil
+	return ids, nil
 }

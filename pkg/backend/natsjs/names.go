@@ -196,13 +196,18 @@ func (n Names) ActivityStream() string { return n.upper + "_ACT" }
 // DeadLetterSubjects.
 func (n Names) DeadLetterStream() string { return n.upper + "_DLQ" }
 
-// HistoryBucket returns the name of the KV bucket holding instance
-// histories, e.g. "jetflow-history". Its keys are built by HistoryKey.
-func (n Names) HistoryBucket() string { return n.prefix + "-history" }
+// HistoryStream returns the name of the stream holding instance histories
+// and states, e.g. "JETFLOW_HIST". It captures HistorySubjects.
+func (n Names) HistoryStream() string { return n.upper + "_HIST" }
 
-// StateBucket returns the name of the KV bucket holding instance state,
-// e.g. "jetflow-instances". Its keys are built by StateKey.
-func (n Names) StateBucket() string { return n.prefix + "-instances" }
+// HistorySubject returns the subject of the records of the instance whose
+// encoded ID is idTok, e.g. "jetflow.hist.order-42": its pending record and
+// its turn records, in order; the last is its state.
+func (n Names) HistorySubject(idTok string) string { return n.prefix + ".hist." + idTok }
+
+// HistorySubjects returns the wildcard subject of every instance's records,
+// e.g. "jetflow.hist.>".
+func (n Names) HistorySubjects() string { return n.prefix + ".hist.>" }
 
 // InstanceSubjects returns the wildcard subject of all instance inputs,
 // e.g. "jetflow.inst.>".
@@ -347,20 +352,6 @@ func (n Names) LeaseBucket() string { return n.prefix + "-leases" }
 // "activity-charge-card". JetStream limits consumer names to 255 bytes, so
 // very long encoded activity names do not fit.
 func (n Names) ActivityConsumer(nameTok string) string { return "activity-" + nameTok }
-
-// HistoryKey returns the HistoryBucket key of turn turn of the instance
-// whose encoded ID is idTok, e.g. "order-42.5".
-func (n Names) HistoryKey(idTok string, turn uint64) string {
-	return idTok + "." + strconv.FormatUint(turn, 10)
-}
-
-// HistoryKeyFilter returns the HistoryBucket key filter matching every
-// turn of the instance whose encoded ID is idTok, e.g. "order-42.*".
-func (n Names) HistoryKeyFilter(idTok string) string { return idTok + ".*" }
-
-// StateKey returns the StateBucket key of the instance whose encoded ID is
-// idTok: idTok itself.
-func (n Names) StateKey(idTok string) string { return idTok }
 
 // ParseInstanceSubject is the inverse of InstanceSubject and EventSubject.
 // It returns the decoded instance ID, the kind (the token after the ID, not

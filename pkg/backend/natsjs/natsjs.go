@@ -9,9 +9,10 @@
 //     a consumer of its own (see partitions.go);
 //   - stream JETFLOW_ACT, work queue, subjects jetflow.activity.<name>;
 //   - stream JETFLOW_DLQ, limits, subjects jetflow.dlq.<reason>;
-//   - KV bucket jetflow-history: one entry per committed turn, key <id>.<turn>, created with
-//     kv.Create so that exactly one writer commits each turn;
-//   - KV bucket jetflow-instances: the queryable state of each instance, key <id>;
+//   - stream JETFLOW_HIST, limits, one subject per instance, jetflow.hist.<id>: its pending
+//     record and one record per committed turn, each with the state it leaves, so the last is
+//     the instance's state (see history.go). A record is published with the subject's expected
+//     last sequence, so that exactly one writer commits each turn;
 //   - KV bucket jetflow-leases: worker heartbeats and partition ownership.
 package natsjs
 
@@ -49,8 +50,8 @@ type Backend struct {
 	opts  options
 	log   zerolog.Logger
 	inst  jetstream.Stream
-	hist  jetstream.KeyValue
-	state jetstream.KeyValue
+	// hist is the history stream: every instance's records.
+	hist jetstream.Stream
 	// leases is the lease bucket; nil until a worker needs it (Open does not bind it).
 	leases jetstream.KeyValue
 	// direct reads the inbox with batched direct gets.
@@ -121,21 +122,18 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend,
 	}); err != nil {
 		return nil, fmt.Errorf("creating stream %s: %w", names.DeadLetterStream(), err)
 	}
-	if b.hist, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      names.HistoryBucket(),
-		Description: "jetflow: instance histories, one entry per committed turn",
+	if b.hist, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        names.HistoryStream(),
+		Description: "jetflow: instance records (pending, one per committed turn), the last being the state",
+		Subjects:    []string{names.HistorySubjects()},
+		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    o.replicas,
+		AllowDirect: true,
+		// Records are read by subject and sequence; purges by subject drop old generations.
+		AllowRollup: false,
 	}); err != nil {
-		return nil, fmt.Errorf("creating bucket %s: %w", names.HistoryBucket(), err)
-	}
-	if b.state, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      names.StateBucket(),
-		Description: "jetflow: instance states for queries",
-		Storage:     jetstream.FileStorage,
-		Replicas:    o.replicas,
-	}); err != nil {
-		return nil, fmt.Errorf("creating bucket %s: %w", names.StateBucket(), err)
+		return nil, fmt.Errorf("creating stream %s: %w", names.HistoryStream(), err)
 	}
 	if b.leases, err = b.leaseBucket(ctx); err != nil {
 		return nil, err
@@ -162,10 +160,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend
 		}
 	}
 	if err == nil {
-		b.hist, err = js.KeyValue(lctx, names.HistoryBucket())
-	}
-	if err == nil {
-		b.state, err = js.KeyValue(lctx, names.StateBucket())
+		b.hist, err = js.Stream(lctx, names.HistoryStream())
 	}
 	if err == nil {
 		_, err = js.Stream(lctx, names.DeadLetterStream())

@@ -4,8 +4,6 @@ package natsjs
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -13,49 +11,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetflow-dev/jetflow/internal/testhooks"
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
-
-// storedState is what the state bucket holds for an instance: its queryable state and where
-// its history stands.
-type storedState struct {
-	backend.Instance
-	FirstTurn uint64 `json:"firstTurn"` // first turn of the current generation
-	Turn      uint64 `json:"turn"`      // last turn reflected in this state
-	LastSeq   uint64 `json:"lastSeq"`   // last inbox message applied
-	// Revision is the bucket revision this state was read at (not stored).
-	Revision uint64 `json:"-"`
-}
-
-// instance returns the queryable state.
-func (s *storedState) instance() backend.Instance {
-	inst := s.Instance
-	inst.Version = s.Turn
-	return inst
-}
-
-// turnRecord is what the history bucket holds for one committed turn: the events it appended,
-// the tasks it scheduled and the state it leaves.
-type turnRecord struct {
-	InstanceID string `json:"instanceId"`
-	Number     uint64 `json:"turn"`
-	// Reset starts a new generation: the history before this turn no longer counts.
-	Reset   bool             `json:"reset,omitempty"`
-	LastSeq uint64           `json:"lastSeq"`
-	Events  []history.Event  `json:"events"`
-	Actions []history.Action `json:"actions,omitempty"`
-	// Generation the turn belongs to; actions are tagged with it.
-	Generation uint64 `json:"generation"`
-	// Messages are sent to other instances after the commit (a sub-orchestration's result).
-	Messages []backend.Message `json:"messages,omitempty"`
-	// PrevFirstTurn, on a Reset turn, is where the previous generation's history began, so
-	// that it can be deleted.
-	PrevFirstTurn uint64 `json:"prevFirstTurn,omitempty"`
-	// State is the instance's state after the turn. Its Input is stored on Reset turns only.
-	State storedState `json:"state"`
-}
 
 func (b *Backend) inboxMessage(msg jetstream.Msg) inboxMessage {
 	m := inboxMessage{msg: msg}
@@ -82,138 +40,6 @@ func (b *Backend) parseInto(m *inboxMessage, subject string, h nats.Header) {
 			m.MsgID = h.Get(jetstream.MsgIDHeader)
 		}
 	}
-}
-
-// readState reads an instance's stored state; nil if it does not exist.
-func (b *Backend) readState(ctx context.Context, id string) (*storedState, error) {
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	idTok, err := b.idToken(id)
-	if err != nil {
-		return nil, err
-	}
-	var entry jetstream.KeyValueEntry
-	err = retry(ctx, func(ctx context.Context) (err error) {
-		entry, err = b.state.Get(ctx, b.names.StateKey(idTok))
-		return err
-	})
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading state of %q: %w", id, err)
-	}
-	return decodeState(entry)
-}
-
-// recover publishes the turns committed beyond s, whose tasks may not have been published (a
-// worker died between commit and publish), and returns the state they leave.
-func (b *Backend) recover(ctx context.Context, id string, s *storedState, hooks *testhooks.Hooks) (*storedState, error) {
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	idTok, err := b.idToken(id)
-	if err != nil {
-		return nil, err
-	}
-	next := uint64(1)
-	if s != nil {
-		next = max(s.Turn+1, s.FirstTurn, 1)
-	}
-	var beyond []*turnRecord
-	for n := next; ; n++ {
-		t, err := b.getTurn(ctx, idTok, n)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		beyond = append(beyond, t)
-	}
-	if len(beyond) == 0 {
-		return s, nil
-	}
-	if hooks.BeforeRecover != nil {
-		var at uint64
-		if s != nil {
-			at = s.Turn
-		}
-		hooks.BeforeRecover(id, at, len(beyond))
-	}
-	for _, t := range beyond {
-		if s != nil {
-			if t.State.Input == nil {
-				t.State.Input = s.Input
-			}
-			t.State.Revision = s.Revision
-		}
-		if s, err = b.publishTurn(ctx, t); err != nil {
-			return nil, fmt.Errorf("publishing recovered turn %d of %q: %w", t.Number, id, err)
-		}
-	}
-	if last := beyond[len(beyond)-1].Number; s.Turn > last {
-		// While we recovered, another worker published a newer turn: what we read is stale.
-		return nil, fmt.Errorf("recovering %q: turn %d published meanwhile: %w", id, s.Turn, backend.ErrConflict)
-	}
-	return s, nil
-}
-
-func (b *Backend) getTurn(ctx context.Context, idTok string, n uint64) (*turnRecord, error) {
-	var entry jetstream.KeyValueEntry
-	err := retry(ctx, func(ctx context.Context) (err error) {
-		entry, err = b.hist.Get(ctx, b.names.HistoryKey(idTok, n))
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return decodeTurn(entry.Value())
-}
-
-func decodeTurn(data []byte) (*turnRecord, error) {
-	var t turnRecord
-	if err := json.Unmarshal(data, &t); err != nil {
-		return nil, fmt.Errorf("decoding turn: %w", err)
-	}
-	return &t, nil
-}
-
-// readTurns reads turns first..last: one get each for a few, one watcher for many.
-func (b *Backend) readTurns(ctx context.Context, idTok string, first, last uint64) ([]*turnRecord, error) {
-	var turns []*turnRecord
-	if last-first < 16 {
-		for n := first; n <= last; n++ {
-			t, err := b.getTurn(ctx, idTok, n)
-			if err != nil {
-				return nil, fmt.Errorf("reading turn %d of %s: %w", n, idTok, err)
-			}
-			turns = append(turns, t)
-		}
-		return turns, nil
-	}
-	w, err := b.hist.Watch(ctx, b.names.HistoryKeyFilter(idTok), jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("reading history of %s: %w", idTok, err)
-	}
-	defer w.Stop()
-	for entry := range w.Updates() {
-		if entry == nil {
-			break
-		}
-		n, err := strconv.ParseUint(entry.Key()[len(idTok)+1:], 10, 64)
-		if err != nil || n < first || n > last {
-			continue
-		}
-		t, err := decodeTurn(entry.Value())
-		if err != nil {
-			return nil, err
-		}
-		turns = append(turns, t)
-	}
-	if uint64(len(turns)) != last-first+1 {
-		return nil, fmt.Errorf("reading history of %s: found %d of turns %d..%d", idTok, len(turns), first, last)
-	}
-	return turns, nil
 }
 
 // readInbox returns the instance's queued messages with after < seq < before, in order. It reads with batched direct gets (one request per
@@ -293,65 +119,6 @@ type directGetRequest struct {
 	Seq     uint64 `json:"seq,omitempty"`
 	NextFor string `json:"next_by_subj,omitempty"`
 	Batch   int    `json:"batch,omitempty"`
-}
-
-// commitTurn stores a turn under its number; exactly one writer can store a given number, the
-// others get backend.ErrConflict.
-func (b *Backend) commitTurn(ctx context.Context, turn *turnRecord) error {
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	idTok, err := b.idToken(turn.InstanceID)
-	if err != nil {
-		return err
-	}
-	stored := *turn
-	if !turn.Reset {
-		stored.State.Input = nil // stored once per generation, in its first turn
-	}
-	data, err := json.Marshal(&stored)
-	if err != nil {
-		return fmt.Errorf("encoding turn %d of %q: %w", turn.Number, turn.InstanceID, err)
-	}
-	// Repeating a create that was stored but not answered reports a conflict; the engine then
-	// reloads the instance and finds (and publishes) its own turn.
-	err = retry(ctx, func(ctx context.Context) error {
-		_, err := b.hist.Create(ctx, b.names.HistoryKey(idTok, turn.Number), data)
-		return err
-	})
-	if isRevisionConflict(err) {
-		return fmt.Errorf("committing turn %d of %q: %w", turn.Number, turn.InstanceID, backend.ErrConflict)
-	}
-	return wrapf(err, "committing turn %d of %q", turn.Number, turn.InstanceID)
-}
-
-// publishTurn publishes a committed turn's tasks and messages (idempotently: they carry message
-// IDs) and then stores the instance's state; it is repeated after a crash (recover).
-func (b *Backend) publishTurn(ctx context.Context, turn *turnRecord) (*storedState, error) {
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	idTok, err := b.idToken(turn.InstanceID)
-	if err != nil {
-		return nil, err
-	}
-	msgs := make([]*nats.Msg, 0, len(turn.Actions)+len(turn.Messages))
-	for _, a := range turn.Actions {
-		msg, err := b.actionMsg(idTok, turn, a)
-		if err != nil {
-			return nil, err
-		}
-		msgs = append(msgs, msg)
-	}
-	for _, m := range turn.Messages {
-		msg, err := b.instanceMsg(m)
-		if err != nil {
-			return nil, err
-		}
-		msgs = append(msgs, msg)
-	}
-	if err := b.publishAll(ctx, msgs); err != nil {
-		return nil, fmt.Errorf("publishing tasks of %q: %w", turn.InstanceID, err)
-	}
-	return b.saveState(ctx, idTok, turn)
 }
 
 // publishMessages publishes messages to instances, each with its message ID.
@@ -451,68 +218,4 @@ func (b *Backend) actionMsg(idTok string, turn *turnRecord, a history.Action) (*
 		return msg, nil
 	}
 	return nil, fmt.Errorf("unknown action kind %q", a.Kind)
-}
-
-// saveState writes the turn's state unless a later turn's state is already there.
-func (b *Backend) saveState(ctx context.Context, idTok string, turn *turnRecord) (*storedState, error) {
-	key := b.names.StateKey(idTok)
-	s := turn.State
-	rev := s.Revision
-	for attempt := 0; attempt < 10; attempt++ {
-		var err error
-		var newRev uint64
-		err = retry(ctx, func(ctx context.Context) (err error) {
-			if rev == 0 {
-				newRev, err = b.state.Create(ctx, key, mustJSON(&s))
-			} else {
-				newRev, err = b.state.Update(ctx, key, mustJSON(&s), rev)
-			}
-			return err
-		})
-		if err == nil {
-			s.Revision = newRev
-			if turn.Reset && turn.PrevFirstTurn > 0 {
-				b.dropTurns(ctx, idTok, turn.PrevFirstTurn, turn.Number-1)
-			}
-			return &s, nil
-		}
-		if !isRevisionConflict(err) {
-			return nil, fmt.Errorf("saving state of %q: %w", turn.InstanceID, err)
-		}
-		var entry jetstream.KeyValueEntry
-		gerr := retry(ctx, func(ctx context.Context) (err error) {
-			entry, err = b.state.Get(ctx, key)
-			return err
-		})
-		if gerr != nil {
-			if errors.Is(gerr, jetstream.ErrKeyNotFound) {
-				rev = 0
-				continue
-			}
-			return nil, fmt.Errorf("saving state of %q: %w", turn.InstanceID, gerr)
-		}
-		cur, derr := decodeState(entry)
-		if derr != nil {
-			return nil, derr
-		}
-		if cur.Turn >= turn.Number {
-			return cur, nil
-		}
-		// A client wrote in between (a pending start); our turn is newer.
-		if s.Input == nil {
-			s.Input = cur.Input
-		}
-		rev = cur.Revision
-	}
-	return nil, fmt.Errorf("saving state of %q: %w", turn.InstanceID, backend.ErrConflict)
-}
-
-// dropTurns deletes the history of a previous generation; best effort, purge removes leftovers.
-func (b *Backend) dropTurns(ctx context.Context, idTok string, first, last uint64) {
-	for n := first; n <= last; n++ {
-		if err := b.hist.Purge(ctx, b.names.HistoryKey(idTok, n)); err != nil {
-			b.log.Warn().Err(err).Str("key", b.names.HistoryKey(idTok, n)).Msg("dropping old history")
-			return
-		}
-	}
 }

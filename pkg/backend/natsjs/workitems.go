@@ -241,6 +241,15 @@ func (w *workItems) build(ctx context.Context, id string, msgs []inboxMessage, f
 			}
 			tok.msgs = append(tok.msgs, m)
 		}
+		if len(tok.received) > 0 {
+			seqs := make([]uint64, len(tok.received))
+			for i, m := range tok.received {
+				seqs[i] = m.seq
+			}
+			if err := w.b.republish(ctx, id, s, seqs); err != nil {
+				return nil, err
+			}
+		}
 		if len(tok.msgs) == 0 {
 			w.ackAll(tok.received)
 			return nil, nil
@@ -354,8 +363,8 @@ func mergeBySeq(delivered, read []inboxMessage) []inboxMessage {
 	return out
 }
 
-// state returns the instance's state: the cached one, or, when fresh or not cached, one read
-// from the bucket (fresh: with the turns committed beyond it published first).
+// state returns the instance's state: the cached one, or, when fresh or not cached, the one
+// stored.
 func (w *workItems) state(ctx context.Context, id string, fresh bool) (*storedState, error) {
 	if !fresh {
 		w.mu.Lock()
@@ -368,11 +377,6 @@ func (w *workItems) state(ctx context.Context, id string, fresh bool) (*storedSt
 	s, err := w.b.readState(ctx, id)
 	if err != nil {
 		return nil, err
-	}
-	if fresh {
-		if s, err = w.b.recover(ctx, id, s, w.hooks); err != nil {
-			return nil, err
-		}
 	}
 	w.remember(id, s)
 	return s, nil
@@ -401,25 +405,11 @@ func (b *Backend) OrchestrationHistory(ctx context.Context, item *backend.Orches
 	if !ok {
 		return nil, fmt.Errorf("history of %q: not a work item of this backend", item.InstanceID)
 	}
-	s := tok.state
-	if s == nil || s.Turn < s.FirstTurn || s.FirstTurn == 0 {
-		return nil, nil
-	}
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
 	idTok, err := b.idToken(item.InstanceID)
 	if err != nil {
 		return nil, err
 	}
-	turns, err := b.readTurns(ctx, idTok, s.FirstTurn, s.Turn)
-	if err != nil {
-		return nil, err
-	}
-	var events []history.Event
-	for _, t := range turns {
-		events = append(events, t.Events...)
-	}
-	return events, nil
+	return b.generationEvents(ctx, idTok, tok.state)
 }
 
 // CompleteOrchestrationWorkItem implements backend.WorkerBackend.
@@ -482,32 +472,29 @@ func (w *workItems) commit(ctx context.Context, id string, tok *itemToken, c *ba
 		Actions:    c.Actions,
 		Generation: c.State.Generation,
 		Messages:   c.Messages,
+		State:      storedState{Instance: c.State},
 	}
-	t.State = storedState{Instance: c.State}
+	var expect uint64
 	if prev != nil {
-		t.Number = prev.Turn + 1
-		t.State.FirstTurn, t.State.Revision = prev.FirstTurn, prev.Revision
-	}
-	if t.Reset {
-		if prev != nil && prev.Turn >= prev.FirstTurn && prev.FirstTurn > 0 {
-			t.PrevFirstTurn = prev.FirstTurn
-		}
-		t.State.FirstTurn = t.Number
+		t.Number, expect, t.State.FirstSeq = prev.Turn+1, prev.Revision, prev.FirstSeq
 	}
 	t.State.Turn, t.State.LastSeq = t.Number, t.LastSeq
-
-	if err := w.b.commitTurn(ctx, t); err != nil {
+	seq, err := w.b.commitTurn(ctx, t, expect)
+	if err != nil {
 		if errors.Is(err, backend.ErrConflict) {
 			tok.done = true
 			w.retryFresh(id, tok)
 		}
 		return nil, err
 	}
+	t.State.Revision = seq
+	if t.Reset {
+		t.State.FirstSeq = seq
+	}
 	if err := w.hook(w.hooks.AfterCommit, id, t.Number, tok); err != nil {
 		return nil, err
 	}
-	saved, err := w.b.publishTurn(ctx, t)
-	if err != nil {
+	if err := w.b.publishTurn(ctx, t); err != nil {
 		return nil, err
 	}
 	if err := w.hook(w.hooks.AfterPublish, id, t.Number, tok); err != nil {
@@ -516,13 +503,12 @@ func (w *workItems) commit(ctx context.Context, id string, tok *itemToken, c *ba
 	tok.done = true
 	w.ackAll(tok.received)
 	w.ackAll(applied)
-	if saved.Turn == t.Number {
-		w.remember(id, saved)
-	} else {
-		w.remember(id, nil) // another writer is ahead: read it again next time
-	}
+	w.remember(id, &t.State)
+	w.mu.Lock()
+	w.queues[id].conflicts = 0
+	w.mu.Unlock()
 	w.release(id, rest)
-	inst := saved.instance()
+	inst := t.State.instance()
 	return &inst, nil
 }
 
