@@ -36,8 +36,8 @@ Without --event, the body is a notification {"instanceId": "...", "eventName": "
   jetflow raiser --queue event-queue
   nats pub event-queue '{"instanceId": "<id>", "eventName": "Event2", "eventData": true}'
 
-The event ID that deduplicates the event is the message's Nats-Msg-Id header, else its
-Jetflow-Event-Id header, else "<stream>:<sequence>".
+The event ID that deduplicates the event is the message's Jetflow-Event-Id header, else its
+Nats-Msg-Id header, else "<stream>:<sequence>".
 
 Messages that can never be raised (empty or non-UTF-8 body, bad JSON, missing fields, invalid
 names) are published with the reason to jetflow.dlq.raiser (kept by the JETFLOW_DLQ stream) and

@@ -100,6 +100,14 @@ func WithEventID(id string) RaiseOption {
 	return func(m *backend.Message) { m.MsgID = id }
 }
 
+// HeaderEventID is the header that carries a raised event's ID (backend.HeaderEventID).
+const HeaderEventID = backend.HeaderEventID
+
+// EventID returns the event ID carried by a message's headers, read with get: header
+// Jetflow-Event-Id if set, else Nats-Msg-Id, else "" (backend.EventID, the one rule for every
+// path that raises events).
+func EventID(get func(key string) string) string { return backend.EventID(get) }
+
 // RaiseEvent sends event name with data (encoded as JSON) to an instance. It returns
 // ErrInstanceNotFound or ErrInstanceEnded when the instance cannot take it.
 func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any, opts ...RaiseOption) error {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 	"github.com/jetflow-dev/jetflow/pkg/httpapi"
@@ -18,6 +19,7 @@ type fakeClient struct {
 	t            *testing.T
 	GetStatusFn  func(ctx context.Context, id string) (*engine.Status, error)
 	ScheduleNewF func(ctx context.Context, name string, opts ...engine.StartOption) (string, error)
+	RaiseEventFn func(ctx context.Context, id, event string, data any, opts ...engine.RaiseOption) error
 }
 
 var _ httpapi.Client = (*fakeClient)(nil)
@@ -34,8 +36,11 @@ func (f *fakeClient) ScheduleNew(ctx context.Context, name string, opts ...engin
 	return f.ScheduleNewF(ctx, name, opts...)
 }
 
-func (f *fakeClient) RaiseEvent(context.Context, string, string, any, ...engine.RaiseOption) error {
-	return f.unexpected("RaiseEvent")
+func (f *fakeClient) RaiseEvent(ctx context.Context, id, event string, data any, opts ...engine.RaiseOption) error {
+	if f.RaiseEventFn == nil {
+		return f.unexpected("RaiseEvent")
+	}
+	return f.RaiseEventFn(ctx, id, event, data, opts...)
 }
 
 func (f *fakeClient) GetStatus(ctx context.Context, id string) (*engine.Status, error) {
@@ -124,4 +129,52 @@ func (f *fakeClient) Rewind(context.Context, string, string) error { return f.un
 
 func (f *fakeClient) StartWithEvent(context.Context, string, engine.Event, ...engine.StartOption) (string, error) {
 	return "", f.unexpected("StartWithEvent")
+}
+
+// The event ID of a raise comes from header Jetflow-Event-Id, else header Nats-Msg-Id (the rule
+// of every path, backend.EventID), else query parameter eventId.
+func TestRaiseEventID(t *testing.T) {
+	tests := []struct {
+		name    string
+		query   string
+		headers map[string]string
+		want    string
+	}{
+		{"none", "", nil, ""},
+		{"query", "?eventId=q-1", nil, "q-1"},
+		{"Nats-Msg-Id", "?eventId=q-1", map[string]string{"Nats-Msg-Id": "m-1"}, "m-1"},
+		{"Jetflow-Event-Id", "?eventId=q-1", map[string]string{"Jetflow-Event-Id": "e-1"}, "e-1"},
+		{"both headers", "", map[string]string{"Nats-Msg-Id": "m-1", "Jetflow-Event-Id": "e-1"}, "e-1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *string
+			h := httpapi.New(&fakeClient{t: t,
+				GetStatusFn: func(context.Context, string) (*engine.Status, error) {
+					return &engine.Status{Status: history.StatusRunning}, nil
+				},
+				RaiseEventFn: func(_ context.Context, _, _ string, _ any, opts ...engine.RaiseOption) error {
+					var m backend.Message
+					for _, opt := range opts {
+						opt(&m)
+					}
+					got = &m.MsgID
+					return nil
+				},
+			}, httpapi.Options{})
+			r := httptest.NewRequest("POST", "/runtime/webhooks/durabletask/instances/x/raiseEvent/E"+tt.query, strings.NewReader("true"))
+			r.Header.Set("Content-Type", "application/json")
+			for k, v := range tt.headers {
+				r.Header.Set(k, v)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			if rec.Code != http.StatusAccepted || got == nil {
+				t.Fatalf("got %d %s, want 202 and a raise", rec.Code, rec.Body)
+			}
+			if *got != tt.want {
+				t.Errorf("event ID %q, want %q", *got, tt.want)
+			}
+		})
+	}
 }

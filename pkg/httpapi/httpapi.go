@@ -30,8 +30,8 @@
 // unless it is pending, running or suspended, and raises the event on it either way, atomically
 // (engine.Client.StartWithEvent). The body is empty or a JSON object (Content-Type:
 // application/json) with optional fields "input" (the orchestrator input) and "eventData" (the
-// event's data), both null when absent; other fields are refused. Header Jetflow-Event-Id (or
-// query eventId) deduplicates the event. It answers like a start: 202 with the check-status
+// event's data), both null when absent; other fields are refused. The event ID deduplicates the
+// event, as on a raise (see below). It answers like a start: 202 with the check-status
 // payload (or, with timeout and pollingInterval, 200 and the output if the instance completes in
 // time); 400 for invalid names, a wrong content type or a body that is not such an object; 413
 // for a body over the limit. For example:
@@ -68,7 +68,9 @@
 //   - The check-status URIs embed the key only when the request carried it as `code=`; a key sent
 //     in the x-functions-key header is not copied into URLs (which end up in logs).
 //   - Raise event: a body over Options.MaxBodyBytes is 413 (Durable Functions has no such limit).
-//     Header Jetflow-Event-Id (or query eventId) deduplicates the event (engine.WithEventID).
+//     The event ID deduplicates the event (engine.WithEventID): header Jetflow-Event-Id, else
+//     header Nats-Msg-Id (engine.EventID, the rule of every path that raises events, see
+//     docs/wire.md), else query parameter eventId.
 //   - Listing: instances come in instance-ID order; top defaults to 100 and is capped at 1000
 //     (Durable Functions returns everything when top is absent); a page may be shorter than top
 //     even when a continuation token follows. createdTimeFrom/To are RFC 3339 and inclusive; an
@@ -143,8 +145,18 @@ type Options struct {
 	OnError func(r *http.Request, err error)
 }
 
-// EventIDHeader carries a raised event's deduplication ID (query parameter eventId also works).
-const EventIDHeader = "Jetflow-Event-Id"
+// EventIDHeader carries a raised event's deduplication ID (Nats-Msg-Id and query parameter
+// eventId also work; see eventID).
+const EventIDHeader = engine.HeaderEventID
+
+// eventID returns the ID of the event r raises: from its headers as engine.EventID reads them
+// (Jetflow-Event-Id, then Nats-Msg-Id), else its query parameter eventId; "" if none.
+func eventID(r *http.Request) string {
+	if id := engine.EventID(r.Header.Get); id != "" {
+		return id
+	}
+	return r.URL.Query().Get("eventId")
+}
 
 type api struct {
 	c    Client
@@ -459,12 +471,8 @@ func (a *api) raise(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var opts []engine.RaiseOption
-	eventID := r.Header.Get(EventIDHeader)
-	if eventID == "" {
-		eventID = r.URL.Query().Get("eventId")
-	}
-	if eventID != "" {
-		opts = append(opts, engine.WithEventID(eventID))
+	if id := eventID(r); id != "" {
+		opts = append(opts, engine.WithEventID(id))
 	}
 	if err := a.c.RaiseEvent(r.Context(), id, event, json.RawMessage(body), opts...); err != nil {
 		a.fail(w, r, err)

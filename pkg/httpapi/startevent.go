@@ -43,12 +43,9 @@ func (a *api) startWithEvent(w http.ResponseWriter, r *http.Request) {
 	if len(req.Input) > 0 {
 		opts = append(opts, engine.WithInput(req.Input))
 	}
-	ev := engine.Event{Name: event, Data: json.RawMessage("null"), ID: r.Header.Get(EventIDHeader)}
+	ev := engine.Event{Name: event, Data: json.RawMessage("null"), ID: eventID(r)}
 	if len(req.EventData) > 0 {
 		ev.Data = req.EventData
-	}
-	if ev.ID == "" {
-		ev.ID = r.URL.Query().Get("eventId")
 	}
 	if _, err := a.c.StartWithEvent(r.Context(), name, ev, opts...); err != nil {
 		a.fail(w, r, err)

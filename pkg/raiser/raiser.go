@@ -11,8 +11,10 @@
 //   - Without Queue.Event, the body is a JSON notification
 //     {"instanceId": "...", "eventName": "...", "eventData": ...} (eventData defaults to null).
 //
-// The event ID that deduplicates a raised event is the message's Nats-Msg-Id header, else its
-// Jetflow-Event-Id header, else "<stream>:<sequence>" (so a redelivered message is applied once).
+// The event ID that deduplicates a raised event is the message's Jetflow-Event-Id header, else
+// its Nats-Msg-Id header (backend.EventID, the rule of every path that raises events), else
+// "<stream>:<sequence>" of the queue message (so a redelivered message is applied once).
+// docs/wire.md documents these and the dead-letter record.
 //
 // A message that can never be raised (an empty or non-UTF-8 body, bad JSON, missing fields,
 // invalid names) is published as a backend.DeadLetter record to DeadLetterSubject and acked. So is an event
@@ -46,8 +48,8 @@ const (
 	// DeadLetterSubject receives a backend.DeadLetter record for each message that cannot be raised. The
 	// JETFLOW_DLQ stream created by the natsjs backend captures it.
 	DeadLetterSubject = "jetflow.dlq.raiser"
-	// HeaderEventID is the header that sets a message's event ID when it has no Nats-Msg-Id.
-	HeaderEventID = "Jetflow-Event-Id"
+	// HeaderEventID is the header that sets a message's event ID; it wins over Nats-Msg-Id.
+	HeaderEventID = backend.HeaderEventID
 
 	// OnUnknownDeadLetter dead-letters events for unknown or ended instances (the default).
 	OnUnknownDeadLetter = "deadletter"
@@ -546,13 +548,10 @@ func parse(q Queue, msg jetstream.Msg, meta *jetstream.MsgMetadata) (event, erro
 	return ev, nil
 }
 
-// eventID is the message's Nats-Msg-Id, else its Jetflow-Event-Id header, else stream:seq.
+// eventID is the event ID in the message's headers (backend.EventID: Jetflow-Event-Id, else
+// Nats-Msg-Id), else <stream>:<seq>.
 func eventID(msg jetstream.Msg, meta *jetstream.MsgMetadata) string {
-	h := msg.Headers()
-	if id := h.Get(jetstream.MsgIDHeader); id != "" {
-		return id
-	}
-	if id := h.Get(HeaderEventID); id != "" {
+	if id := backend.EventID(msg.Headers().Get); id != "" {
 		return id
 	}
 	return fmt.Sprintf("%s:%d", meta.Stream, meta.Sequence.Stream)

@@ -338,6 +338,42 @@ func TestDuplicateEventID(t *testing.T) {
 	}
 }
 
+// A message with both headers gets its Jetflow-Event-Id as event ID (backend.EventID): another
+// message with that Jetflow-Event-Id and another Nats-Msg-Id is raised again but applied once.
+func TestEventIDHeaderWinsOverMsgID(t *testing.T) {
+	e := newEnv(t)
+	r := e.startRaiser(devQueues)
+	e.start("NewBuildingPermit", "permit-2", "app-2", orchestration.EventCityPlanningApproval)
+
+	notify := func(event string) string {
+		return fmt.Sprintf(`{"instanceId": "permit-2", "eventName": %q}`, event)
+	}
+	city := notify(orchestration.EventCityPlanningApproval)
+	e.publish("event-queue", city, backend.HeaderMsgID, "msg-1", backend.HeaderEventID, "city-1")
+	if ack := e.publish("event-queue", city, backend.HeaderMsgID, "msg-2", backend.HeaderEventID, "city-1"); ack.Duplicate {
+		t.Fatal("the queue stream dropped a message with another Nats-Msg-Id")
+	}
+	natstest.CheckFor(t, waitTimeout, 10*time.Millisecond, func() error {
+		if got := r.Stats().Raised; got != 2 {
+			return fmt.Errorf("raised %d, want 2", got)
+		}
+		return nil
+	})
+	e.publish("event-queue", notify(orchestration.EventFireDeptApproval))
+	e.publish("event-queue", notify(orchestration.EventBuildingDeptApproval))
+	e.wait("permit-2")
+
+	var ids []string
+	for _, ev := range e.raised("permit-2") {
+		if ev.Name == orchestration.EventCityPlanningApproval {
+			ids = append(ids, ev.EventID)
+		}
+	}
+	if fmt.Sprint(ids) != "[city-1]" {
+		t.Errorf("CityPlanningApproval events with IDs %q, want one with ID city-1", ids)
+	}
+}
+
 func TestRaisersShareQueue(t *testing.T) {
 	e := newEnv(t)
 	cfg := raiser.Config{Queues: devQueues.Queues[:1]}

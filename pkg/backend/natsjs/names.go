@@ -156,7 +156,8 @@ func DecodeToken(tok string) (string, error) { return decode("token", tok) }
 
 // Names builds every subject, stream, KV bucket, KV key and consumer name
 // jetflow uses, all under one prefix. Create it with NewNames; the zero
-// value is not usable.
+// value is not usable. docs/wire.md documents them (and a test there fails
+// for a name it does not mention).
 //
 // Methods taking an idTok, nameTok or similar expect tokens already
 // encoded with EncodeInstanceID, EncodeEventName or EncodeToken; they do no
@@ -316,11 +317,12 @@ func (n Names) ActivitySubject(nameTok string) string {
 // "jetflow.activity.>".
 func (n Names) ActivitySubjects() string { return n.prefix + ".activity.>" }
 
-// DeadLetterSubject returns the subject for dead letters set aside for
-// reason, a short word such as "malformed", e.g. "jetflow.dlq.malformed".
-// A reason that is not made only of [A-Za-z0-9_-] is encoded with
-// EncodeToken; one that cannot be encoded (an empty one, for instance)
-// becomes "invalid".
+// DeadLetterSubject returns the subject for dead letters from a source,
+// given as reason: a short word naming where the message was consumed,
+// "inbox" or "activity" for natsjs (the raiser publishes to
+// "jetflow.dlq.raiser" itself), e.g. "jetflow.dlq.inbox". A word that is
+// not made only of [A-Za-z0-9_-] is encoded with EncodeToken; one that
+// cannot be encoded (an empty one, for instance) becomes "invalid".
 func (n Names) DeadLetterSubject(reason string) string {
 	tok, err := EncodeToken(reason)
 	if err != nil {
@@ -416,13 +418,15 @@ func rewindSuffix(n int) string {
 }
 
 // Message IDs (Nats-Msg-Id) of what jetflow publishes, so that JetStream drops a repeated publish
-// within its duplicate window:
+// within its duplicate window (docs/wire.md documents them):
 //   - activity task: <idTok>:<generation>:<taskId>[:r<n>];
-//   - sub-orchestration start: start:<startId>, where a child's startId is
-//     <parentIdTok>:<generation>:<taskId>[:r<n>];
+//   - start: start:<startId>, where a client's startId is a random UUID and a child's
+//     (sub-orchestration's) is <parentIdTok>:<generation>:<taskId>[:r<n>];
 //   - task result (of an activity or a sub-orchestration), sent to the instance that scheduled
 //     the task: result:<idTok>:<generation>:<taskId>[:r<n>];
-//   - an event: its event ID, if it has one.
+//   - an event: its event ID, if it has one;
+//   - a dead letter: dlq:<source>:<seq> (deadletter.go; the raiser's own are
+//     dlq:raiser:<stream>:<seq>).
 
 // taskMsgID is the message ID of an activity task, and the start ID of a sub-orchestration.
 func taskMsgID(idTok string, generation uint64, taskID, rewind int) string {

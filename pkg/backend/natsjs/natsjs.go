@@ -37,8 +37,9 @@ const fieldInstance = "instance_id"
 
 // Header names jetflow reads on instance messages.
 const (
-	// HeaderEventID carries a raised event's deduplication ID (Nats-Msg-Id works too).
-	HeaderEventID = "Jetflow-Event-Id"
+	// HeaderEventID carries a raised event's deduplication ID (Nats-Msg-Id works too; see
+	// backend.EventID).
+	HeaderEventID = backend.HeaderEventID
 )
 
 const defaultTimeout = 10 * time.Second
