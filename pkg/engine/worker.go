@@ -121,7 +121,9 @@ func (w *Worker) orchestrationLoop(ctx context.Context) error {
 // process runs a turn over the work item and completes it, or abandons it if the turn failed.
 func (w *Worker) process(ctx context.Context, item *backend.OrchestrationWorkItem) {
 	id := item.InstanceID
-	err := w.safeTurn(ctx, item)
+	// A turn that has begun is finished even when the worker is stopping, so that what it
+	// committed is also published before the worker goes (the backend bounds each request).
+	err := w.safeTurn(context.WithoutCancel(ctx), item)
 	switch {
 	case err == nil:
 	case errors.Is(err, backend.ErrConflict):

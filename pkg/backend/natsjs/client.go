@@ -34,7 +34,7 @@ func (b *Backend) CreateInstance(ctx context.Context, req backend.StartRequest) 
 	// worker creates the state from the message.
 	msg := nats.NewMsg(b.names.InstanceSubject(idTok, string(backend.KindStart)))
 	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, "start:"+req.StartID)
+	msg.Header.Set(jetstream.MsgIDHeader, startMsgID(req.StartID))
 	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("publishing start of %q: %w", req.InstanceID, err)
 	}

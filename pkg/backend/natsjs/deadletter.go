@@ -25,7 +25,7 @@ func (b *Backend) deadLetter(ctx context.Context, source, subject string, seq ui
 	defer cancel()
 	msg := nats.NewMsg(b.names.DeadLetterSubject(source))
 	msg.Data = mustJSON(backend.NewDeadLetter(source, subject, seq, data, reason))
-	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq:%s:%d", source, seq))
+	msg.Header.Set(jetstream.MsgIDHeader, deadLetterMsgID(source, seq))
 	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("dead-lettering %s #%d: %w", subject, seq, err)
 	}

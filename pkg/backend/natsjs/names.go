@@ -437,3 +437,9 @@ func taskMsgID(idTok string, generation uint64, taskID, rewind int) string {
 func resultMsgID(idTok string, r *backend.TaskResult) string {
 	return "result:" + taskMsgID(idTok, r.Generation, r.TaskID, r.Rewind)
 }
+
+// startMsgID is the message ID of a start message.
+func startMsgID(startID string) string { return "start:" + startID }
+
+// deadLetterMsgID is the message ID of the dead-letter record of message seq from source.
+func deadLetterMsgID(source string, seq uint64) string { return fmt.Sprintf("dlq:%s:%d", source, seq) }

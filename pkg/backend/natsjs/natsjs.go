@@ -258,11 +258,21 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// isRevisionConflict reports whether a KV create, update or purge failed because the key's
-// revision was not the expected one (ErrKeyExists on a single server; a replicated bucket
-// reports only the wrong-last-sequence API error).
+// isRevisionConflict reports whether a KV write or a publish with an expected last subject
+// sequence failed because another write came first (ErrKeyExists on a single server; a
+// replicated stream reports only the wrong-last-sequence API error, with a code of its own).
 func isRevisionConflict(err error) bool {
-	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+			return true
+		}
+	}
+	return false
 }
 
 func wrapf(err error, format string, args ...any) error {

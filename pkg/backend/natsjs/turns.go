@@ -34,12 +34,7 @@ func (b *Backend) parseInto(m *inboxMessage, subject string, h nats.Header) {
 		return
 	}
 	m.InstanceID, m.Kind, m.EventName = id, backend.MessageKind(kind), name
-	if h != nil {
-		m.MsgID = h.Get(HeaderEventID)
-		if m.MsgID == "" {
-			m.MsgID = h.Get(jetstream.MsgIDHeader)
-		}
-	}
+	m.MsgID = backend.EventID(h.Get)
 }
 
 // readInbox returns the instance's queued messages with after < seq < before, in order. It reads with batched direct gets (one request per
@@ -214,7 +209,7 @@ func (b *Backend) actionMsg(idTok string, turn *turnRecord, a history.Action) (*
 		}
 		msg := nats.NewMsg(b.names.InstanceSubject(childTok, string(backend.KindStart)))
 		msg.Data = mustJSON(req)
-		msg.Header.Set(jetstream.MsgIDHeader, "start:"+req.StartID)
+		msg.Header.Set(jetstream.MsgIDHeader, startMsgID(req.StartID))
 		return msg, nil
 	}
 	return nil, fmt.Errorf("unknown action kind %q", a.Kind)
