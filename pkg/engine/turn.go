@@ -192,68 +192,9 @@ func (b *turnBuilder) generation() uint64 {
 	return b.exec.Generation()
 }
 
-// event converts a message into a history event; a reason means the message is malformed.
+// event converts a message into a history event of the turn's generation (decode.go).
 func (b *turnBuilder) event(m backend.WorkMessage) (*history.Event, string) {
-	now := b.now
-	switch m.Kind {
-	case backend.KindEvent:
-		data := m.Data
-		if len(data) == 0 {
-			data = json.RawMessage("null")
-		}
-		if !json.Valid(data) {
-			return nil, fmt.Sprintf("data of event %q is not valid JSON", m.EventName)
-		}
-		ev := history.NewEventRaised(now, m.EventName, data, m.MsgID)
-		return &ev, ""
-	case backend.KindResult:
-		var r backend.TaskResult
-		if err := json.Unmarshal(m.Data, &r); err != nil || r.TaskID <= 0 {
-			return nil, "result message is not a valid task result"
-		}
-		if r.Generation != b.generation() {
-			return nil, ""
-		}
-		var ev history.Event
-		switch {
-		case r.SubOrchestration && r.Failure != nil:
-			ev = history.NewSubOrchestrationFailed(now, r.TaskID, r.Failure)
-		case r.SubOrchestration:
-			ev = history.NewSubOrchestrationCompleted(now, r.TaskID, r.Result)
-		case r.Failure != nil:
-			ev = history.NewTaskFailed(now, r.TaskID, r.Failure)
-		default:
-			ev = history.NewTaskCompleted(now, r.TaskID, r.Result)
-		}
-		return &ev, ""
-	case backend.KindTimer:
-		var t backend.TimerFired
-		if err := json.Unmarshal(m.Data, &t); err != nil || t.TaskID <= 0 {
-			return nil, "timer message is not a valid timer"
-		}
-		if t.Generation != b.generation() {
-			return nil, ""
-		}
-		ev := history.NewTimerFired(now, t.TaskID)
-		return &ev, ""
-	case backend.KindTerminate, backend.KindSuspend, backend.KindResume:
-		reason := string(m.Data)
-		var req backend.TerminateRequest
-		if json.Unmarshal(m.Data, &req) == nil {
-			reason = req.Reason
-		}
-		var ev history.Event
-		switch m.Kind {
-		case backend.KindTerminate:
-			ev = history.NewExecutionTerminated(now, reason)
-		case backend.KindSuspend:
-			ev = history.NewExecutionSuspended(now, reason)
-		default:
-			ev = history.NewExecutionResumed(now, reason)
-		}
-		return &ev, ""
-	}
-	return nil, fmt.Sprintf("unknown message kind %q", m.Kind)
+	return messageEvent(b.now, m, b.generation)
 }
 
 // deadLetter takes the message being added into the turn as one that is dead-lettered.

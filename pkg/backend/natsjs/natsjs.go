@@ -77,15 +77,31 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend,
 	if err != nil {
 		return nil, err
 	}
-	names, o := b.names, b.opts
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	if err := checkPartitions(ctx, js, names.InstanceStream(), o.partitions); err != nil {
+	if err := checkPartitions(ctx, js, b.names.InstanceStream(), b.opts.partitions); err != nil {
 		return nil, err
 	}
+	b.partitions = b.opts.partitions
+	streams := map[string]jetstream.Stream{}
+	for _, cfg := range streamConfigs(b.names, b.opts) {
+		s, err := js.CreateOrUpdateStream(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("creating stream %s: %w", cfg.Name, err)
+		}
+		streams[cfg.Name] = s
+	}
+	b.inst, b.hist = streams[b.names.InstanceStream()], streams[b.names.HistoryStream()]
+	if b.leases, err = b.leaseBucket(ctx); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// streamConfigs returns the configurations of jetflow's streams.
+func streamConfigs(names Names, o options) []jetstream.StreamConfig {
 	src, dest := names.PartitionTransform(o.partitions)
-	b.partitions = o.partitions
-	b.inst, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	return []jetstream.StreamConfig{{
 		Name:              names.InstanceStream(),
 		Description:       "jetflow: messages addressed to orchestration instances, and their timers",
 		Subjects:          []string{names.InstanceSubjects(), names.ScheduleSubjects()},
@@ -96,11 +112,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend,
 		AllowDirect:       true,
 		AllowMsgSchedules: true,
 		SubjectTransform:  &jetstream.SubjectTransformConfig{Source: src, Destination: dest},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating stream %s: %w", names.InstanceStream(), err)
-	}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	}, {
 		Name:        names.ActivityStream(),
 		Description: "jetflow: activity tasks",
 		Subjects:    []string{names.ActivitySubjects()},
@@ -108,10 +120,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend,
 		Storage:     jetstream.FileStorage,
 		Replicas:    o.replicas,
 		Duplicates:  o.duplicateWindow,
-	}); err != nil {
-		return nil, fmt.Errorf("creating stream %s: %w", names.ActivityStream(), err)
-	}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	}, {
 		Name:        names.DeadLetterStream(),
 		Description: "jetflow: messages that could not be processed, with the reason",
 		Subjects:    []string{names.DeadLetterSubjects()},
@@ -120,10 +129,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend,
 		Replicas:    o.replicas,
 		MaxAge:      o.deadLetterAge,
 		Duplicates:  o.duplicateWindow,
-	}); err != nil {
-		return nil, fmt.Errorf("creating stream %s: %w", names.DeadLetterStream(), err)
-	}
-	if b.hist, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	}, {
 		Name:        names.HistoryStream(),
 		Description: "jetflow: instance records (pending, one per committed turn), the last being the state",
 		Subjects:    []string{names.HistorySubjects()},
@@ -131,15 +137,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend,
 		Storage:     jetstream.FileStorage,
 		Replicas:    o.replicas,
 		AllowDirect: true,
-		// Records are read by subject and sequence; purges by subject drop old generations.
-		AllowRollup: false,
-	}); err != nil {
-		return nil, fmt.Errorf("creating stream %s: %w", names.HistoryStream(), err)
-	}
-	if b.leases, err = b.leaseBucket(ctx); err != nil {
-		return nil, err
-	}
-	return b, nil
+	}}
 }
 
 // Open binds to jetflow's existing streams and buckets without changing them, which suits

@@ -1,0 +1,89 @@
+package engine
+
+// Message → history event: what a worker makes of each instance message (docs/wire.md, "message
+// to event").
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jetflow-dev/jetflow/pkg/backend"
+	"github.com/jetflow-dev/jetflow/pkg/history"
+)
+
+// messageEvent converts an event, result, timer, terminate, suspend or resume message into the
+// history event it adds at time now. It returns a reason when the message is malformed (it is
+// dead-lettered), and neither event nor reason for a result or timer of another generation
+// than generation() (stale: dropped).
+func messageEvent(now time.Time, m backend.WorkMessage, generation func() uint64) (*history.Event, string) {
+	switch m.Kind {
+	case backend.KindEvent:
+		data := m.Data
+		if len(data) == 0 {
+			data = json.RawMessage("null")
+		}
+		if !json.Valid(data) {
+			return nil, fmt.Sprintf("data of event %q is not valid JSON", m.EventName)
+		}
+		ev := history.NewEventRaised(now, m.EventName, data, m.MsgID)
+		return &ev, ""
+	case backend.KindResult:
+		return resultEvent(now, m.Data, generation)
+	case backend.KindTimer:
+		var t backend.TimerFired
+		if err := json.Unmarshal(m.Data, &t); err != nil || t.TaskID <= 0 {
+			return nil, "timer message is not a valid timer"
+		}
+		if t.Generation != generation() {
+			return nil, ""
+		}
+		ev := history.NewTimerFired(now, t.TaskID)
+		return &ev, ""
+	case backend.KindTerminate, backend.KindSuspend, backend.KindResume:
+		ev := controlEvent(now, m.Kind, m.Data)
+		return &ev, ""
+	}
+	return nil, fmt.Sprintf("unknown message kind %q", m.Kind)
+}
+
+// resultEvent decodes a TaskResult into the completion or failure of an activity or a
+// sub-orchestration.
+func resultEvent(now time.Time, data []byte, generation func() uint64) (*history.Event, string) {
+	var r backend.TaskResult
+	if err := json.Unmarshal(data, &r); err != nil || r.TaskID <= 0 {
+		return nil, "result message is not a valid task result"
+	}
+	if r.Generation != generation() {
+		return nil, ""
+	}
+	var ev history.Event
+	switch {
+	case r.SubOrchestration && r.Failure != nil:
+		ev = history.NewSubOrchestrationFailed(now, r.TaskID, r.Failure)
+	case r.SubOrchestration:
+		ev = history.NewSubOrchestrationCompleted(now, r.TaskID, r.Result)
+	case r.Failure != nil:
+		ev = history.NewTaskFailed(now, r.TaskID, r.Failure)
+	default:
+		ev = history.NewTaskCompleted(now, r.TaskID, r.Result)
+	}
+	return &ev, ""
+}
+
+// controlEvent is the event of a terminate, suspend or resume message; its body is a
+// TerminateRequest, or else the reason as plain text.
+func controlEvent(now time.Time, kind backend.MessageKind, data []byte) history.Event {
+	reason := string(data)
+	var req backend.TerminateRequest
+	if json.Unmarshal(data, &req) == nil {
+		reason = req.Reason
+	}
+	switch kind {
+	case backend.KindTerminate:
+		return history.NewExecutionTerminated(now, reason)
+	case backend.KindSuspend:
+		return history.NewExecutionSuspended(now, reason)
+	}
+	return history.NewExecutionResumed(now, reason)
+}
