@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetflow-dev/jetflow/internal/natsserver"
+	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
@@ -49,7 +50,7 @@ type env struct {
 	watchStop context.CancelFunc
 	watchDone chan struct{}
 	mu        sync.Mutex
-	followers []func(s *engine.Status)
+	followers []func(s *backend.Instance)
 	failOnce  sync.Once
 	failed    chan struct{}
 	failErr   error
@@ -229,7 +230,7 @@ func (e *env) watchStates(ctx context.Context) error {
 	go func() {
 		defer close(e.watchDone)
 		for {
-			var s *engine.Status
+			var s *backend.Instance
 			select {
 			case <-wctx.Done():
 				return
@@ -265,7 +266,7 @@ func (e *env) watchStates(ctx context.Context) error {
 
 // follow adds f to the functions called with every state update of this run's instances
 // (sequentially, from the watcher's goroutine).
-func (e *env) follow(f func(*engine.Status)) {
+func (e *env) follow(f func(*backend.Instance)) {
 	e.mu.Lock()
 	e.followers = append(e.followers, f)
 	e.mu.Unlock()

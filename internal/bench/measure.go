@@ -13,14 +13,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jetflow-dev/jetflow/pkg/engine"
+	"github.com/jetflow-dev/jetflow/pkg/backend"
 )
 
 // tracker follows instances 0..n-1 of a run and records when each first satisfies cond. Its
 // memory is allocated up front (idle measures RSS around it).
 type tracker struct {
 	prefix string
-	cond   func(*engine.Status) bool
+	cond   func(*backend.Instance) bool
 
 	mu     sync.Mutex
 	at     []int64 // UnixNano when cond was first seen; 0: not yet
@@ -30,7 +30,7 @@ type tracker struct {
 }
 
 // track returns a tracker over e's instances 0..n-1 that the state watcher feeds.
-func (e *env) track(n int, cond func(*engine.Status) bool) *tracker {
+func (e *env) track(n int, cond func(*backend.Instance) bool) *tracker {
 	t := &tracker{
 		prefix: e.run + "-" + e.workload + "-",
 		cond:   cond,
@@ -46,7 +46,7 @@ func (e *env) track(n int, cond func(*engine.Status) bool) *tracker {
 	return t
 }
 
-func (t *tracker) see(s *engine.Status) {
+func (t *tracker) see(s *backend.Instance) {
 	rest, ok := strings.CutPrefix(s.ID, t.prefix)
 	if !ok {
 		return
@@ -126,7 +126,7 @@ func (e *env) count(id string, n int) *counter {
 	return c
 }
 
-func (c *counter) see(s *engine.Status) {
+func (c *counter) see(s *backend.Instance) {
 	if s.ID != c.id || len(s.CustomStatus) == 0 {
 		return
 	}

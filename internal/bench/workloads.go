@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
 	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
@@ -129,11 +130,11 @@ func (e *env) stamp(ctx context.Context, _ any) (bool, error) {
 	return true, nil
 }
 
-func terminal(s *engine.Status) bool { return s.Status.IsTerminal() }
+func terminal(s *backend.Instance) bool { return s.Status.IsTerminal() }
 
 // waitingFor returns a condition: the instance runs and waits for event name.
-func waitingFor(name string) func(*engine.Status) bool {
-	return func(s *engine.Status) bool {
+func waitingFor(name string) func(*backend.Instance) bool {
+	return func(s *backend.Instance) bool {
 		return s.Status == history.StatusRunning && s.Waiting != nil && slices.Contains(s.Waiting.Events, name)
 	}
 }

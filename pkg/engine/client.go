@@ -27,14 +27,8 @@ var (
 	ErrBadContinuationToken = backend.ErrBadContinuationToken
 )
 
-// Status is an instance's queryable state.
-type Status = backend.Instance
-
 // Query selects instances for ListInstances and PurgeInstances; see backend.Query.
 type Query = backend.Query
-
-// Page is a page of ListInstances; see backend.Page.
-type Page = backend.Page
 
 // Client starts and manages instances. It is safe for concurrent use.
 type Client struct {
@@ -129,7 +123,7 @@ func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any, opts
 }
 
 // alive returns the instance's state, or an error if it does not exist or has ended.
-func (c *Client) alive(ctx context.Context, id string) (*Status, error) {
+func (c *Client) alive(ctx context.Context, id string) (*backend.Instance, error) {
 	s, err := c.b.GetInstance(ctx, id)
 	if err != nil {
 		return nil, err
@@ -142,7 +136,11 @@ func (c *Client) alive(ctx context.Context, id string) (*Status, error) {
 
 // GetStatus returns an instance's state, or ErrInstanceNotFound.
 func (c *Client) GetStatus(ctx context.Context, id string) (*Status, error) {
-	return c.b.GetInstance(ctx, id)
+	s, err := c.b.GetInstance(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return statusOf(s), nil
 }
 
 // GetHistory returns the history of an instance's current generation.
@@ -165,7 +163,8 @@ func (c *Client) WaitFor(ctx context.Context, id string, done func(*Status) bool
 		return nil, err
 	}
 	var last *Status
-	for s := range updates {
+	for inst := range updates {
+		s := statusOf(inst)
 		last = s
 		if done(s) {
 			return s, nil
@@ -216,7 +215,15 @@ func (c *Client) Purge(ctx context.Context, id string) error {
 // ErrBadContinuationToken for a token it did not issue. On JetStream every page lists all the
 // instance keys (see natsjs.Backend.ListInstances for the cost).
 func (c *Client) ListInstances(ctx context.Context, q Query) (Page, error) {
-	return c.b.ListInstances(ctx, q)
+	p, err := c.b.ListInstances(ctx, q)
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Instances: make([]*Status, len(p.Instances)), ContinuationToken: p.ContinuationToken}
+	for i, s := range p.Instances {
+		page.Instances[i] = statusOf(s)
+	}
+	return page, nil
 }
 
 // PurgeInstances purges every ended instance matching q (q.Top and q.ContinuationToken are

@@ -130,7 +130,7 @@ func TestListPurgeRestart(t *testing.T) {
 			t.Fatalf("restart same ID: %q %v", same, err)
 		}
 		s := e.waitFor("a 2", "completed again", func(s *engine.Status) bool {
-			return s.Status == history.StatusCompleted && s.StartID != before.StartID
+			return s.Status == history.StatusCompleted && s.Generation > before.Generation
 		})
 		if string(s.Output) != `"a 2"` {
 			t.Fatalf("output %s", s.Output)

@@ -132,7 +132,7 @@ func TestListPurgeRestart(t *testing.T) {
 			t.Fatalf("restart in place: id %v", id)
 		}
 		examplestack.WaitFor(t, e.client, "f/3", "failed again", func(s *engine.Status) bool {
-			return s.StartID != before.StartID && s.Status == history.StatusFailed
+			return s.Generation > before.Generation && s.Status == history.StatusFailed
 		})
 
 		r = do(t, "POST", inst(e.open, "r-1", "/restart?restartWithNewInstanceId=false"), "")
