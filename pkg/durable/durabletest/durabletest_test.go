@@ -1,6 +1,7 @@
 package durabletest_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -313,5 +314,39 @@ func TestRewind(t *testing.T) {
 	run.Output(&out)
 	if out != "receipt-1" {
 		t.Fatalf("output %q", out)
+	}
+}
+
+func TestEngine(t *testing.T) {
+	reg := durable.NewRegistry()
+	if err := reg.AddOrchestrator("Greet", func(ctx *durable.OrchestrationContext) (any, error) {
+		var name string
+		if err := ctx.WaitForExternalEvent("Name").Await(&name); err != nil {
+			return nil, err
+		}
+		var out string
+		err := ctx.CallActivity("Hello", name).Await(&out)
+		return out, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.AddActivity("Hello", durable.Activity(func(_ context.Context, name string) (string, error) {
+		return "hello " + name, nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	c := durabletest.Engine(t, reg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, err := c.ScheduleNew(ctx, "Greet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RaiseEvent(ctx, id, "Name", "ada"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.WaitForCompletion(ctx, id)
+	if err != nil || string(s.Output) != `"hello ada"` {
+		t.Fatalf("status %+v, %v; want output \"hello ada\"", s, err)
 	}
 }
