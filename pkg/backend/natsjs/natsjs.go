@@ -21,7 +21,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -85,9 +87,9 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend,
 	b.partitions = b.opts.partitions
 	streams := map[string]jetstream.Stream{}
 	for _, cfg := range streamConfigs(b.names, b.opts) {
-		s, err := js.CreateOrUpdateStream(ctx, cfg)
+		s, err := ensureStream(ctx, js, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("creating stream %s: %w", cfg.Name, err)
+			return nil, err
 		}
 		streams[cfg.Name] = s
 	}
@@ -96,6 +98,32 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend,
 		return nil, err
 	}
 	return b, nil
+}
+
+// ensureStream returns the stream of cfg, creating it or updating its configuration only when
+// it differs in what jetflow sets: workers starting together then leave an existing stream alone
+// (an update also makes the server pause the stream's consumers).
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, cfg.Name)
+	if err == nil && sameStreamConfig(s.CachedInfo().Config, cfg) {
+		return s, nil
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("reading stream %s: %w", cfg.Name, err)
+	}
+	if s, err = js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("creating stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
+}
+
+// sameStreamConfig reports whether have has what want sets (the server fills in the rest).
+func sameStreamConfig(have, want jetstream.StreamConfig) bool {
+	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
+		have.Retention == want.Retention && have.Storage == want.Storage && have.Replicas == want.Replicas &&
+		(want.Duplicates == 0 || have.Duplicates == want.Duplicates) && have.MaxAge == want.MaxAge &&
+		have.AllowDirect == want.AllowDirect && have.AllowMsgSchedules == want.AllowMsgSchedules &&
+		reflect.DeepEqual(have.SubjectTransform, want.SubjectTransform)
 }
 
 // streamConfigs returns the configurations of jetflow's streams.

@@ -57,3 +57,24 @@ func TestPartitionCountIsKeptWhileMessagesWait(t *testing.T) {
 		t.Fatalf("stored as %s, want %s", msg.Subject, want)
 	}
 }
+
+// TestNewLeavesMatchingStreamsAlone: a second New finds every stream as the first made it, so
+// it updates none (workers starting together would otherwise update the streams under each
+// other's consumers).
+func TestNewLeavesMatchingStreamsAlone(t *testing.T) {
+	_, js := natstest.Connect(t, natstest.RunServer(t))
+	ctx := context.Background()
+	b, err := New(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cfg := range streamConfigs(b.names, b.opts) {
+		s, err := js.Stream(ctx, cfg.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sameStreamConfig(s.CachedInfo().Config, cfg) {
+			t.Errorf("stream %s as created differs from its configuration: %+v", cfg.Name, s.CachedInfo().Config)
+		}
+	}
+}
