@@ -140,24 +140,35 @@ func (b *Backend) WatchInstance(ctx context.Context, id string) (<-chan *backend
 	if err != nil {
 		return nil, err
 	}
-	cons, err := b.hist.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{b.names.HistorySubject(idTok)},
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("watching %q: %w", id, err)
-	}
-	// The first record is the current state; ask for it directly, so that an instance that does
-	// not exist is reported at once. Later records come through the consumer.
+	// The first value is the current state, read directly, so that an instance that does not
+	// exist is reported at once; the consumer then sends the last record again and later ones.
 	first, err := b.GetInstance(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan *backend.Instance, 1)
-	out <- first
+	input := first.Input
+	return b.watchRecords(ctx, b.names.HistorySubject(idTok), jetstream.DeliverLastPerSubjectPolicy, first, func(s *storedState) {
+		if s.Input == nil {
+			s.Input = input // stored in the generation's first record only
+		}
+		input = s.Input
+	})
+}
+
+// watchRecords sends the state of each record on subject that an ordered consumer with policy
+// delivers, after first (if not nil), until ctx ends; fill completes a state before it is sent.
+func (b *Backend) watchRecords(ctx context.Context, subject string, policy jetstream.DeliverPolicy, first *backend.Instance, fill func(*storedState)) (<-chan *backend.Instance, error) {
+	cons, err := b.hist.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: policy})
+	if err != nil {
+		return nil, fmt.Errorf("watching %s: %w", subject, err)
+	}
 	msgs, err := cons.Messages()
 	if err != nil {
-		return nil, fmt.Errorf("watching %q: %w", id, err)
+		return nil, fmt.Errorf("watching %s: %w", subject, err)
+	}
+	out := make(chan *backend.Instance, 256)
+	if first != nil {
+		out <- first
 	}
 	go func() {
 		<-ctx.Done()
@@ -165,13 +176,11 @@ func (b *Backend) WatchInstance(ctx context.Context, id string) (<-chan *backend
 	}()
 	go func() {
 		defer close(out)
-		input := first.Input
 		for {
 			msg, err := msgs.Next()
 			if err != nil {
 				return
 			}
-			_ = msg.Ack()
 			md, err := msg.Metadata()
 			if err != nil {
 				continue
@@ -180,10 +189,7 @@ func (b *Backend) WatchInstance(ctx context.Context, id string) (<-chan *backend
 			if err != nil {
 				continue
 			}
-			if t.State.Input == nil {
-				t.State.Input = input
-			}
-			input = t.State.Input
+			fill(&t.State)
 			inst := t.State.instance()
 			select {
 			case out <- &inst:
@@ -237,44 +243,5 @@ func (b *Backend) PurgeInstance(ctx context.Context, id string) error {
 // WatchAll sends the state of every instance each time it changes from now on (without inputs),
 // until ctx ends; the channel is closed then, or if the watch fails.
 func (b *Backend) WatchAll(ctx context.Context) (<-chan *backend.Instance, error) {
-	cons, err := b.hist.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{b.names.HistorySubjects()},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("watching every instance: %w", err)
-	}
-	msgs, err := cons.Messages()
-	if err != nil {
-		return nil, fmt.Errorf("watching every instance: %w", err)
-	}
-	out := make(chan *backend.Instance, 256)
-	go func() {
-		<-ctx.Done()
-		msgs.Stop()
-	}()
-	go func() {
-		defer close(out)
-		for {
-			msg, err := msgs.Next()
-			if err != nil {
-				return
-			}
-			md, err := msg.Metadata()
-			if err != nil {
-				continue
-			}
-			t, err := decodeRecord(msg.Data(), md.Sequence.Stream)
-			if err != nil {
-				continue
-			}
-			inst := t.State.instance()
-			select {
-			case out <- &inst:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
+	return b.watchRecords(ctx, b.names.HistorySubjects(), jetstream.DeliverNewPolicy, nil, func(*storedState) {})
 }
