@@ -384,7 +384,7 @@ type Instance struct {
 
 	// StartID identifies the start request of the current generation.
 	StartID    string `json:"startId,omitempty"`
-	Generation uint64 `json:"generation"`
+	Generation uint64 `json:"generation,omitempty"`
 	// Version changes with every completion committed for the instance; 0 until the first.
 	// It lets a worker tell whether an instance it holds in memory is the stored one.
 	Version uint64 `json:"-"`

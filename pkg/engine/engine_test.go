@@ -355,15 +355,17 @@ func committedTurns(ctx context.Context, js jetstream.JetStream, names natsjs.Na
 		for msg := range batch.Messages() {
 			got++
 			var rec struct {
-				Turn    uint64 `json:"turn"`
-				Pending bool   `json:"pending"`
+				Pending bool `json:"pending"`
+				State   struct {
+					Turn uint64 `json:"turn"`
+				} `json:"state"`
 			}
 			if err := json.Unmarshal(msg.Data(), &rec); err != nil {
 				return nil, fmt.Errorf("record on %s: %w", msg.Subject(), err)
 			}
 			if !rec.Pending {
 				tok := strings.TrimPrefix(msg.Subject(), prefix)
-				turns[tok] = append(turns[tok], rec.Turn)
+				turns[tok] = append(turns[tok], rec.State.Turn)
 			}
 		}
 		if err := batch.Error(); err != nil {

@@ -31,8 +31,8 @@ type storedState struct {
 	// FirstSeq is the stream sequence of the current generation's first record (0: none yet).
 	// That record itself stores 0: it is its own Revision.
 	FirstSeq uint64 `json:"firstSeq,omitempty"`
-	Turn     uint64 `json:"turn"`    // last turn reflected in this state
-	LastSeq  uint64 `json:"lastSeq"` // last inbox message applied
+	Turn     uint64 `json:"turn,omitempty"`    // last turn reflected in this state
+	LastSeq  uint64 `json:"lastSeq,omitempty"` // last inbox message applied
 	// Revision is the stream sequence of the record this state was read from (not stored).
 	Revision uint64 `json:"-"`
 }
@@ -46,20 +46,25 @@ func (s *storedState) instance() backend.Instance {
 
 // turnRecord is one record of an instance: a committed turn (the events it appended, the tasks
 // it scheduled, the state it leaves) or, when Pending, the state of an instance about to start.
+//
+// InstanceID, Number, LastSeq and Generation are those of State (stored once, there).
 type turnRecord struct {
-	InstanceID string `json:"instanceId"`
-	Number     uint64 `json:"turn"`
+	InstanceID string `json:"-"`
+	Number     uint64 `json:"-"`
 	// Pending marks the record CreateInstance writes: no turn, a generation about to start.
 	Pending bool `json:"pending,omitempty"`
 	// Reset starts a new generation: the history before this turn no longer counts.
 	Reset   bool             `json:"reset,omitempty"`
-	LastSeq uint64           `json:"lastSeq"`
+	LastSeq uint64           `json:"-"`
 	Events  []history.Event  `json:"events,omitempty"`
 	Actions []history.Action `json:"actions,omitempty"`
 	// Generation the turn belongs to; actions are tagged with it.
-	Generation uint64 `json:"generation"`
+	Generation uint64 `json:"-"`
 	// Messages are sent to other instances after the commit (a sub-orchestration's result).
 	Messages []backend.Message `json:"messages,omitempty"`
+	// PrevFirstSeq, on a Reset turn after an earlier generation's turns, is where those began:
+	// the records before this one are dropped once it is published.
+	PrevFirstSeq uint64 `json:"prevFirstSeq,omitempty"`
 	// State is the instance's state after the record. Its Input is stored in a generation's
 	// first record (and in pending records) only.
 	State storedState `json:"state"`
@@ -75,6 +80,7 @@ func decodeRecord(data []byte, seq uint64) (*turnRecord, error) {
 	if t.Reset {
 		t.State.FirstSeq = seq
 	}
+	t.InstanceID, t.Number, t.LastSeq, t.Generation = t.State.ID, t.State.Turn, t.State.LastSeq, t.State.Generation
 	return &t, nil
 }
 
@@ -254,7 +260,8 @@ func (b *Backend) appendRecord(ctx context.Context, idTok string, data []byte, e
 
 // publishTurn publishes a committed turn's tasks and messages (idempotently: they carry message
 // IDs, and timers are schedules that replace themselves) and, on a turn that began a new
-// generation, drops the previous generation's records.
+// generation after another, drops the previous generation's records. (A first generation keeps
+// its pending record: dropping it would cost a request per new instance.)
 func (b *Backend) publishTurn(ctx context.Context, turn *turnRecord) error {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
@@ -280,7 +287,7 @@ func (b *Backend) publishTurn(ctx context.Context, turn *turnRecord) error {
 	if err := b.publishAll(ctx, msgs); err != nil {
 		return fmt.Errorf("publishing tasks of %q: %w", turn.InstanceID, err)
 	}
-	if turn.Reset {
+	if turn.Reset && turn.PrevFirstSeq != 0 {
 		b.dropBefore(ctx, idTok, turn.State.Revision)
 	}
 	return nil

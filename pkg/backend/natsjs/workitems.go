@@ -477,6 +477,9 @@ func (w *workItems) commit(ctx context.Context, id string, tok *itemToken, c *ba
 	var expect uint64
 	if prev != nil {
 		t.Number, expect, t.State.FirstSeq = prev.Turn+1, prev.Revision, prev.FirstSeq
+		if t.Reset {
+			t.PrevFirstSeq = prev.FirstSeq
+		}
 	}
 	t.State.Turn, t.State.LastSeq = t.Number, t.LastSeq
 	seq, err := w.b.commitTurn(ctx, t, expect)
