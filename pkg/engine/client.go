@@ -112,6 +112,8 @@ func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any, opts
 	if err != nil {
 		return fmt.Errorf("raising %q on %q: %w", name, id, err)
 	}
+	// The state is read before the event is sent: read after, it could show the event's own
+	// effect (an instance the event completed would be reported as ended).
 	if _, err := c.alive(ctx, id); err != nil {
 		return err
 	}

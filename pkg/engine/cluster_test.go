@@ -616,20 +616,23 @@ func clusterLeftOver(e *env) string {
 	ctx := context.Background()
 	var parts []string
 	for _, name := range []string{e.b.Names().InstanceStream(), e.b.Names().ActivityStream()} {
-		stream, err := e.js.Stream(ctx, name)
-		if err != nil {
-			e.t.Fatal(err)
-		}
 		var pending, ackPending, redelivered int
-		lister := stream.ListConsumers(ctx)
-		for info := range lister.Info() {
-			pending += int(info.NumPending)
-			ackPending += info.NumAckPending
-			redelivered += info.NumRedelivered
-		}
-		if err := lister.Err(); err != nil {
-			e.t.Fatal(err)
-		}
+		// Retried while the cluster still elects leaders after losing a server (CI saw the
+		// consumer listing time out once every instance had completed).
+		natstest.CheckFor(e.t, 30*time.Second, 100*time.Millisecond, func() error {
+			pending, ackPending, redelivered = 0, 0, 0
+			stream, err := e.js.Stream(ctx, name)
+			if err != nil {
+				return err
+			}
+			lister := stream.ListConsumers(ctx)
+			for info := range lister.Info() {
+				pending += int(info.NumPending)
+				ackPending += info.NumAckPending
+				redelivered += info.NumRedelivered
+			}
+			return lister.Err()
+		})
 		if pending != 0 {
 			e.t.Errorf("%s: %d messages not delivered", name, pending)
 		}

@@ -30,6 +30,8 @@ type env struct {
 	// opts are the options of each worker's backend; shared makes workers share one inbox.
 	opts   []natsjs.Option
 	shared bool
+	// backends are the workers' backends, in the order the workers started.
+	backends []*natsjs.Backend
 }
 
 func newEnv(t *testing.T) *env {

@@ -67,8 +67,24 @@ type Backend struct {
 	// items hands out orchestration work items; activities, activity work items.
 	items      *workItems
 	activities *activityItems
-	// ackErrors counts acks the server did not confirm.
-	ackErrors atomic.Uint64
+	// ackErrors counts acks the server did not confirm; conflicts, work items read again
+	// because what a worker held was stale (see Stats).
+	ackErrors, conflicts atomic.Uint64
+}
+
+// Stats counts what the backend's worker side met.
+type Stats struct {
+	// Conflicts counts work items built or completed on stale state and read again: another
+	// worker had committed a turn, or applied a message, first.
+	Conflicts uint64
+	// AckErrors counts acks of messages that the server did not confirm (the message comes back
+	// and is skipped as applied).
+	AckErrors uint64
+}
+
+// Stats returns the backend's counters.
+func (b *Backend) Stats() Stats {
+	return Stats{Conflicts: b.conflicts.Load(), AckErrors: b.ackErrors.Load()}
 }
 
 var _ backend.Backend = (*Backend)(nil)

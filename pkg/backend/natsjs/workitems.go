@@ -223,6 +223,7 @@ func (w *workItems) build(ctx context.Context, id string, msgs []inboxMessage, f
 	for attempt := 0; ; attempt++ {
 		s, err := w.state(ctx, id, fresh)
 		if errors.Is(err, backend.ErrConflict) && attempt < maxConflicts {
+			w.b.conflicts.Add(1)
 			fresh = true
 			continue
 		}
@@ -259,6 +260,7 @@ func (w *workItems) build(ctx context.Context, id string, msgs []inboxMessage, f
 			// to another worker (or were handed back) are applied in their place.
 			read, err := w.b.readInbox(ctx, id, lastSeq, tok.msgs[len(tok.msgs)-1].seq)
 			if errors.Is(err, backend.ErrConflict) && attempt < maxConflicts {
+				w.b.conflicts.Add(1)
 				fresh = true
 				continue
 			}
@@ -485,6 +487,7 @@ func (w *workItems) commit(ctx context.Context, id string, tok *itemToken, c *ba
 	seq, err := w.b.commitTurn(ctx, t, expect)
 	if err != nil {
 		if errors.Is(err, backend.ErrConflict) {
+			w.b.conflicts.Add(1)
 			tok.done = true
 			w.retryFresh(id, tok)
 		}
