@@ -128,8 +128,8 @@ type WorkerBackend interface {
 type OrchestrationWorkItem struct {
 	InstanceID string
 	// State is the instance's stored state before the messages; nil if it does not exist. When
-	// it is nil or ended, it is the latest committed one, so a message for the instance may be
-	// discarded on its word.
+	// it is nil, pending or ended, it is the latest committed one, so a message for the instance
+	// may be discarded on its word. Its Input may be left out (the engine does not need it).
 	State *Instance
 	// Messages are the messages to apply, in order.
 	Messages []WorkMessage
