@@ -378,7 +378,7 @@ type Instance struct {
 	CustomStatus json.RawMessage       `json:"customStatus,omitempty"`
 	Failure      *history.Failure      `json:"failure,omitempty"`
 	CreatedAt    time.Time             `json:"createdTime"`
-	UpdatedAt    time.Time             `json:"lastUpdatedTime"`
+	UpdatedAt    time.Time             `json:"lastUpdatedTime,omitzero"`
 	Waiting      *history.Waiting      `json:"waitingFor,omitempty"`
 	Parent       *history.ParentRef    `json:"parent,omitempty"`
 

@@ -81,6 +81,9 @@ func decodeRecord(data []byte, seq uint64) (*turnRecord, error) {
 		t.State.FirstSeq = seq
 	}
 	t.InstanceID, t.Number, t.LastSeq, t.Generation = t.State.ID, t.State.Turn, t.State.LastSeq, t.State.Generation
+	if t.State.UpdatedAt.IsZero() {
+		t.State.UpdatedAt = t.State.CreatedAt // a pending record stores one time for both
+	}
 	return &t, nil
 }
 
@@ -354,6 +357,6 @@ func pendingRecord(prev *storedState, req backend.StartRequest) *turnRecord {
 	}
 	s.ID, s.Name, s.Input, s.StartID, s.Parent = req.InstanceID, req.Name, req.Input, req.StartID, req.Parent
 	s.Status = history.StatusPending
-	s.CreatedAt, s.UpdatedAt = req.Time, req.Time
+	s.CreatedAt = req.Time // and UpdatedAt: decodeRecord sets it
 	return &turnRecord{InstanceID: req.InstanceID, Number: s.Turn, Pending: true, LastSeq: s.LastSeq, Generation: s.Generation, State: s}
 }
