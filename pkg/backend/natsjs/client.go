@@ -185,12 +185,12 @@ func (b *Backend) watchRecords(ctx context.Context, subject string, policy jetst
 			if err != nil {
 				continue
 			}
-			t, err := decodeRecord(msg.Data(), md.Sequence.Stream)
+			s, err := decodeState(msg.Data(), md.Sequence.Stream)
 			if err != nil {
 				continue
 			}
-			fill(&t.State)
-			inst := t.State.instance()
+			fill(s)
+			inst := s.instance()
 			select {
 			case out <- &inst:
 			case <-ctx.Done():

@@ -76,15 +76,35 @@ func decodeRecord(data []byte, seq uint64) (*turnRecord, error) {
 	if err := json.Unmarshal(data, &t); err != nil {
 		return nil, fmt.Errorf("decoding record #%d: %w", seq, err)
 	}
-	t.State.Revision = seq
-	if t.Reset {
-		t.State.FirstSeq = seq
-	}
+	t.State.fill(seq, t.Reset)
 	t.InstanceID, t.Number, t.LastSeq, t.Generation = t.State.ID, t.State.Turn, t.State.LastSeq, t.State.Generation
-	if t.State.UpdatedAt.IsZero() {
-		t.State.UpdatedAt = t.State.CreatedAt // a pending record stores one time for both
-	}
 	return &t, nil
+}
+
+// decodeState decodes only the state of the record stored at stream sequence seq (the events and
+// tasks are skipped, not built).
+func decodeState(data []byte, seq uint64) (*storedState, error) {
+	var t struct {
+		Reset bool        `json:"reset"`
+		State storedState `json:"state"`
+	}
+	if err := json.Unmarshal(data, &t); err != nil {
+		return nil, fmt.Errorf("decoding record #%d: %w", seq, err)
+	}
+	t.State.fill(seq, t.Reset)
+	return &t.State, nil
+}
+
+// fill sets what a record's state does not store: its revision, and the first sequence and
+// update time that the record itself gives.
+func (s *storedState) fill(seq uint64, reset bool) {
+	s.Revision = seq
+	if reset {
+		s.FirstSeq = seq
+	}
+	if s.UpdatedAt.IsZero() {
+		s.UpdatedAt = s.CreatedAt // a pending record stores one time for both
+	}
 }
 
 // readState reads an instance's state, without its input unless the last record holds it; nil
@@ -107,11 +127,11 @@ func (b *Backend) readState(ctx context.Context, id string) (*storedState, error
 	if err != nil {
 		return nil, fmt.Errorf("reading state of %q: %w", id, err)
 	}
-	t, err := decodeRecord(raw.Data, raw.Sequence)
+	s, err := decodeState(raw.Data, raw.Sequence)
 	if err != nil {
 		return nil, fmt.Errorf("reading state of %q: %w", id, err)
 	}
-	return &t.State, nil
+	return s, nil
 }
 
 // withInput fills in the input of s from its generation's first record.
@@ -129,18 +149,45 @@ func (b *Backend) withInput(ctx context.Context, s *storedState) error {
 	if err != nil {
 		return fmt.Errorf("reading the input of %q: %w", s.ID, err)
 	}
-	first, err := decodeRecord(raw.Data, raw.Sequence)
+	first, err := decodeState(raw.Data, raw.Sequence)
 	if err != nil {
 		return err
 	}
-	s.Input = first.State.Input
+	s.Input = first.Input
 	return nil
 }
 
 // readRecords returns the records of instance idTok with stream sequences from..to, in order.
+// The first few are read one direct get at a time; the rest, if any, in batches. (A batched
+// direct get makes the server count the subject's messages from the start sequence on, which
+// costs more than the reads themselves for the one to three records most instances have.)
 func (b *Backend) readRecords(ctx context.Context, idTok string, from, to uint64) ([]*turnRecord, error) {
+	subject := b.names.HistorySubject(idTok)
 	var out []*turnRecord
-	err := b.scan(ctx, b.names.HistoryStream(), b.names.HistorySubject(idTok), from, to, func(seq uint64, msg *nats.Msg) error {
+	seq := from
+	for ; len(out) < singleRecordReads && seq <= to; seq++ {
+		var raw *jetstream.RawStreamMsg
+		err := retry(ctx, func(ctx context.Context) (err error) {
+			raw, err = b.hist.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+			return err
+		})
+		if errors.Is(err, jetstream.ErrMsgNotFound) || (err == nil && raw.Sequence > to) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the history of %s: %w", idTok, err)
+		}
+		t, err := decodeRecord(raw.Data, raw.Sequence)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+		seq = raw.Sequence
+	}
+	if seq > to {
+		return out, nil
+	}
+	err := b.scan(ctx, b.names.HistoryStream(), subject, seq, to, func(seq uint64, msg *nats.Msg) error {
 		t, err := decodeRecord(msg.Data, seq)
 		if err != nil {
 			return err
@@ -153,6 +200,9 @@ func (b *Backend) readRecords(ctx context.Context, idTok string, from, to uint64
 	}
 	return out, nil
 }
+
+// singleRecordReads is how many records readRecords reads one at a time before it batches.
+const singleRecordReads = 4
 
 // generationEvents returns the events of the generation s belongs to, up to s.
 func (b *Backend) generationEvents(ctx context.Context, idTok string, s *storedState) ([]history.Event, error) {
