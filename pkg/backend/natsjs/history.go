@@ -222,13 +222,13 @@ func (b *Backend) generationEvents(ctx context.Context, idTok string, s *storedS
 	return events, nil
 }
 
-// scan reads the messages of stream on subject with sequences from..to (to 0: to the end) with
-// batched direct gets, calling fn for each in order. It returns the last sequence read.
+// scan reads the messages of stream on subject (a filter) with sequences from..to with batched
+// direct gets, calling fn for each in order.
 func (b *Backend) scan(ctx context.Context, stream, subject string, from, to uint64, fn func(seq uint64, msg *nats.Msg) error) error {
 	api := "$JS.API.DIRECT.GET." + stream
-	for seq := from; to == 0 || seq <= to; {
-		req := mustJSON(directGetRequest{Seq: seq, NextFor: subject, Batch: inboxReadBatch})
-		replies, done, err := b.direct.request(api, req, inboxReadBatch)
+	for seq := from; seq <= to; {
+		req := mustJSON(directGetRequest{Seq: seq, NextFor: subject, Batch: directGetBatch})
+		replies, done, err := b.direct.request(api, req, directGetBatch)
 		if err != nil {
 			return err
 		}
@@ -246,7 +246,7 @@ func (b *Backend) scan(ctx context.Context, stream, subject string, from, to uin
 			}
 			n, _ := strconv.ParseUint(msg.Header.Get(jetstream.SequenceHeader), 10, 64)
 			got, last = got+1, n
-			if n != 0 && (to == 0 || n <= to) {
+			if n != 0 && n <= to {
 				err = fn(n, msg)
 			}
 		}
@@ -254,7 +254,7 @@ func (b *Backend) scan(ctx context.Context, stream, subject string, from, to uin
 		if err != nil {
 			return err
 		}
-		if got < inboxReadBatch {
+		if got < directGetBatch {
 			return nil
 		}
 		seq = last + 1

@@ -5,7 +5,6 @@ package natsjs
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -38,7 +37,7 @@ func (b *Backend) parseInto(m *inboxMessage, subject string, h nats.Header) {
 }
 
 // readInbox returns the instance's queued messages with after < seq < before, in order. It reads with batched direct gets (one request per
-// inboxReadBatch messages of the instance), so a turn pays one round trip to learn that no other
+// directGetBatch messages of the instance), so a turn pays one round trip to learn that no other
 // worker holds an earlier message of its instance.
 func (b *Backend) readInbox(ctx context.Context, id string, after, before uint64) ([]inboxMessage, error) {
 	if before <= after+1 {
@@ -50,64 +49,35 @@ func (b *Backend) readInbox(ctx context.Context, id string, after, before uint64
 	if err != nil {
 		return nil, err
 	}
-	api := "$JS.API.DIRECT.GET." + b.names.InstanceStream()
 	var out []inboxMessage
-	for seq := after + 1; ; {
-		req := mustJSON(directGetRequest{Seq: seq, NextFor: b.names.StoredInstanceFilter(idTok), Batch: inboxReadBatch})
-		replies, done, err := b.direct.request(api, req, inboxReadBatch)
-		if err != nil {
-			return nil, fmt.Errorf("reading inbox of %q: %w", id, err)
-		}
-		got, last, err := b.readBatch(ctx, replies, before, &out)
-		done()
-		if err != nil {
-			return nil, fmt.Errorf("reading inbox of %q: %w", id, err)
-		}
-		if last >= before {
-			return out, nil
-		}
-		if got < inboxReadBatch {
-			// Message `before`, which this worker holds, is gone: another worker applied it
-			// (a redelivery), or the replica that answered (direct gets may be answered by
-			// any) has not stored it yet and may lack earlier ones too. Either way the turn
-			// starts again on fresh state.
-			return nil, fmt.Errorf("reading inbox of %q: message %d is not there (applied elsewhere, or a lagging replica answered): %w",
-				id, before, backend.ErrConflict)
-		}
-		seq = last + 1
-	}
-}
-
-// readBatch reads one batch of direct get replies up to its end marker, appending the messages
-// before seq `before` to out. It returns how many messages came and the last sequence.
-func (b *Backend) readBatch(ctx context.Context, replies <-chan *nats.Msg, before uint64, out *[]inboxMessage) (int, uint64, error) {
-	got, last := 0, uint64(0)
-	for {
-		msg, err := nextReply(ctx, replies)
-		if err != nil {
-			return got, last, err
-		}
-		switch status := msg.Header.Get("Status"); status {
-		case "":
-		case "404", "204": // nothing (more) to read; end of batch
-			return got, last, nil
-		default:
-			return got, last, fmt.Errorf("direct get status %s %s", status, msg.Header.Get("Description"))
-		}
-		n, _ := strconv.ParseUint(msg.Header.Get(jetstream.SequenceHeader), 10, 64)
-		got, last = got+1, n
-		if n == 0 || n >= before {
-			continue
+	held := false
+	err = b.scan(ctx, b.names.InstanceStream(), b.names.StoredInstanceFilter(idTok), after+1, before, func(n uint64, msg *nats.Msg) error {
+		if n == before {
+			held = true
+			return nil
 		}
 		m := inboxMessage{seq: n, delivered: 1} // its delivery is acked by whoever holds it
 		m.Data = msg.Data
 		b.parseInto(&m, msg.Header.Get(jetstream.SubjectHeader), msg.Header)
-		*out = append(*out, m)
+		out = append(out, m)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading inbox of %q: %w", id, err)
 	}
+	if !held {
+		// Message `before`, which this worker holds, is gone: another worker applied it (a
+		// redelivery), or the replica that answered (direct gets may be answered by any) has
+		// not stored it yet and may lack earlier ones too. Either way the item is built again
+		// on fresh state.
+		return nil, fmt.Errorf("reading inbox of %q: message %d is not there (applied elsewhere, or a lagging replica answered): %w",
+			id, before, backend.ErrConflict)
+	}
+	return out, nil
 }
 
-// inboxReadBatch is how many messages one direct get request asks for.
-const inboxReadBatch = 256
+// directGetBatch is how many messages one direct get request asks for.
+const directGetBatch = 256
 
 // directGetRequest is JetStream's direct get request with batching (server 2.11+).
 type directGetRequest struct {

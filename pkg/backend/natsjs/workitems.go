@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -202,7 +203,7 @@ func (w *workItems) take(ctx context.Context, id string) (*backend.Orchestration
 	w.mu.Lock()
 	q := w.queues[id]
 	msgs, fresh, readInbox := q.msgs, q.fresh, q.readInbox
-	q.msgs, q.queued, q.out, q.fresh = nil, false, true, false
+	q.msgs, q.queued, q.out, q.fresh, q.readInbox = nil, false, true, false, false
 	w.mu.Unlock()
 	msgs = dedupBySeq(msgs)
 
@@ -222,11 +223,6 @@ func (w *workItems) take(ctx context.Context, id string) (*backend.Orchestration
 func (w *workItems) build(ctx context.Context, id string, msgs []inboxMessage, fresh, readInbox bool) (*backend.OrchestrationWorkItem, error) {
 	for attempt := 0; ; attempt++ {
 		s, err := w.state(ctx, id, fresh)
-		if errors.Is(err, backend.ErrConflict) && attempt < maxConflicts {
-			w.b.conflicts.Add(1)
-			fresh = true
-			continue
-		}
 		if err != nil {
 			return nil, err
 		}
@@ -537,32 +533,26 @@ func (w *workItems) hook(h func(string, uint64) error, id string, turn uint64, t
 }
 
 // retryFresh puts a conflicting item's messages back at the front of the instance's queue, to be
-// read again on fresh state; after maxConflicts in a row they are handed back for a while.
+// read again on fresh state; after maxConflicts in a row they are handed back for a while. The
+// messages it held as applied are acked: building the item republished their turns' tasks.
 func (w *workItems) retryFresh(id string, tok *itemToken) {
+	w.ackAll(tok.received)
 	w.mu.Lock()
 	q := w.queues[id]
 	q.conflicts++
 	giveUp := q.conflicts > maxConflicts
 	if giveUp {
 		q.conflicts = 0
+	} else {
+		q.fresh = true
 	}
 	delete(w.states, id)
 	w.mu.Unlock()
-	msgs := append(tok.received, tok.msgs...)
 	if giveUp {
-		w.handBack(id, msgs, time.Second)
+		w.handBack(id, tok.msgs, time.Second)
 		return
 	}
-	var mine []inboxMessage
-	for _, m := range msgs {
-		if m.msg != nil {
-			mine = append(mine, m)
-		}
-	}
-	w.mu.Lock()
-	q.fresh = true
-	w.mu.Unlock()
-	w.release(id, mine)
+	w.release(id, tok.msgs)
 }
 
 // AbandonOrchestrationWorkItem implements backend.WorkerBackend.
@@ -577,7 +567,8 @@ func (b *Backend) AbandonOrchestrationWorkItem(ctx context.Context, item *backen
 		return nil
 	}
 	tok.done = true
-	b.items.handBack(item.InstanceID, append(tok.received, tok.msgs...), delay)
+	b.items.ackAll(tok.received) // building the item republished their turns' tasks
+	b.items.handBack(item.InstanceID, tok.msgs, delay)
 	return nil
 }
 
@@ -598,22 +589,14 @@ func (w *workItems) handBack(id string, msgs []inboxMessage, delay time.Duration
 	w.release(id, nil)
 }
 
-// release ends the instance's item: rest (messages not applied) go back to the front of its
-// queue, and the instance is ready again if it has messages.
+// release ends the instance's item: rest (messages not applied, read ones included, so that the
+// next item reads the inbox and keeps their order) go back to the front of its queue, and the
+// instance is ready again if it has messages.
 func (w *workItems) release(id string, rest []inboxMessage) {
-	var own []inboxMessage
-	for _, m := range rest {
-		if m.msg != nil { // messages read from the inbox belong to whoever holds them
-			own = append(own, m)
-		}
-	}
-	if len(own) < len(rest) {
-		own = rest // keep the order intact: they are all applied in place again
-	}
 	w.mu.Lock()
 	q := w.queues[id]
 	q.out = false
-	q.msgs = append(own, q.msgs...)
+	q.msgs = slices.Concat(rest, q.msgs)
 	if len(q.msgs) == 0 {
 		if !q.readInbox && !q.fresh {
 			delete(w.queues, id)
