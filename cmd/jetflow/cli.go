@@ -21,6 +21,7 @@ const (
 	exitNotFound  = 3 // no such instance
 	exitEnded     = 4 // wait: the instance failed, was terminated or canceled
 	exitTimedOut  = 5 // wait: --timeout passed first
+	exitExists    = 6 // start: an instance with the ID is pending, running or suspended
 	exitInterrupt = 130
 )
 
@@ -74,7 +75,9 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, engine.ErrInstanceNotFound):
 		return exitNotFound
-	case errors.Is(err, engine.ErrInvalidName), errors.Is(err, engine.ErrBadPayload):
+	case errors.Is(err, engine.ErrInstanceExists):
+		return exitExists
+	case errors.Is(err, engine.ErrInvalidName), errors.Is(err, engine.ErrBadPayload), errors.Is(err, engine.ErrPayloadTooLarge):
 		return exitUsage
 	case errors.Is(err, context.Canceled):
 		return exitInterrupt

@@ -321,6 +321,27 @@ type StartRequest struct {
 	Event *StartEvent `json:"event,omitempty"`
 }
 
+// PayloadSize is what the start carries that the payload limit applies to: its input and the
+// data of its event. Clients refuse a start over the limit with ErrPayloadTooLarge, and
+// workers apply the same rule to the start messages they take (the JSON envelope around the
+// payload does not count), so a start accepted at the door is never dead-lettered for its size.
+func (r *StartRequest) PayloadSize() int {
+	n := len(r.Input)
+	if r.Event != nil {
+		n += len(r.Event.Data)
+	}
+	return n
+}
+
+// CheckPayload returns an error wrapping ErrPayloadTooLarge if the start's PayloadSize is over
+// limit.
+func (r *StartRequest) CheckPayload(limit int) error {
+	if n := r.PayloadSize(); n > limit {
+		return fmt.Errorf("starting %q: input and event data of %d bytes: %w (limit %d)", r.InstanceID, n, ErrPayloadTooLarge, limit)
+	}
+	return nil
+}
+
 // StartEvent is an external event carried by a start message.
 type StartEvent struct {
 	Name string          `json:"name"`

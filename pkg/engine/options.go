@@ -36,9 +36,7 @@ const (
 	DefaultActivityConcurrency = backend.DefaultActivityConcurrency // WithActivityConcurrency
 	DefaultMaxBatch            = 500                                // WithMaxBatch
 	DefaultMaxPayload          = backend.DefaultMaxPayload          // WithMaxPayload: 1 MiB
-	// DefaultPoisonAfter is how many deliveries of a message a worker tries before it
-	// dead-letters the message (no option changes it).
-	DefaultPoisonAfter = 50
+	DefaultPoisonAfter         = 50                                 // WithPoisonAfter
 )
 
 // defaultWorkerOptions are the worker's options before WorkerOptions are applied.
@@ -119,6 +117,20 @@ func WithMaxPayload(n int) WorkerOption {
 			return err
 		}
 		o.maxPayload = n
+		return nil
+	}
+}
+
+// WithPoisonAfter sets how many times a message of an instance may be taken without being
+// applied (the worker that took it stopped, or the backend could not commit) before it is
+// dead-lettered and the instance fails with type FailurePoisonMessage (default
+// DefaultPoisonAfter, 50). Backends count deliveries across workers and restarts.
+func WithPoisonAfter(n int) WorkerOption {
+	return func(o *workerOptions) error {
+		if n < 1 {
+			return fmt.Errorf("%w: poison after must be >= 1, got %d", ErrInvalidOption, n)
+		}
+		o.poisonAfter = uint64(n)
 		return nil
 	}
 }

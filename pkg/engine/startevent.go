@@ -24,7 +24,9 @@ type Event struct {
 
 // StartWithEvent is Temporal's signal-with-start: it starts orchestrator name as a new instance
 // unless the instance (WithInstanceID; without it a random ID, so always a new instance) is
-// pending, running or suspended, and delivers ev to it either way. It returns the instance ID.
+// pending, running or suspended, and delivers ev to it either way. It returns the instance ID,
+// and, when the instance existed (its event goes to it all the same), an error wrapping
+// ErrInstanceExists: of concurrent calls for one ID, exactly one returns no error.
 //
 // It is atomic: the event travels in the start message itself. The worker that applies the
 // message either starts a new generation with the event right after its ExecutionStarted, or,
@@ -50,10 +52,12 @@ func (c *Client) StartWithEvent(ctx context.Context, name string, ev Event, opts
 		return "", fmt.Errorf("starting %s with event %q: data: %w", name, ev.Name, err)
 	}
 	req.Event = &backend.StartEvent{Name: ev.Name, Data: data, ID: ev.ID}
-	if n, limit := len(req.Input)+len(data), c.b.MaxPayload(); n > limit {
-		return "", fmt.Errorf("starting %s with event %q: input and event data of %d bytes: %w (limit %d)", name, ev.Name, n, ErrPayloadTooLarge, limit)
-	}
-	if err := c.b.CreateInstance(ctx, req); err != nil && !errors.Is(err, ErrInstanceExists) {
+	if err := c.b.CreateInstance(ctx, req); err != nil {
+		if errors.Is(err, ErrInstanceExists) {
+			// The start message is stored: the worker raises its event on the generation
+			// that exists.
+			return req.InstanceID, fmt.Errorf("starting %s with event %q: its event goes to the instance that exists: %w", name, ev.Name, err)
+		}
 		return "", err
 	}
 	return req.InstanceID, nil

@@ -115,8 +115,8 @@ func TestStartWithEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitFor(id, "waiting for Approval", waitingForEvent("Approval"))
-	if _, err := e.client.StartWithEvent(ctx, "Approval", engine.Event{Name: "Approval", Data: false}, engine.WithInstanceID(id), engine.WithInput("second")); err != nil {
-		t.Fatal(err)
+	if _, err := e.client.StartWithEvent(ctx, "Approval", engine.Event{Name: "Approval", Data: false}, engine.WithInstanceID(id), engine.WithInput("second")); !errors.Is(err, engine.ErrInstanceExists) {
+		t.Fatalf("start-with-event on a running instance: %v, want ErrInstanceExists", err)
 	}
 	s := e.wait(id)
 	if s.Status != history.StatusCompleted || string(s.Output) != `"denied"` || string(s.Input) != `"first"` || s.Generation != 1 {
@@ -170,7 +170,7 @@ func TestStartWithEventRaces(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, err := e.client.StartWithEvent(ctx, "Drain", engine.Event{Name: "E", Data: v}, engine.WithInstanceID("swe-race")); err != nil {
+				if _, err := e.client.StartWithEvent(ctx, "Drain", engine.Event{Name: "E", Data: v}, engine.WithInstanceID("swe-race")); err != nil && !errors.Is(err, engine.ErrInstanceExists) {
 					errs <- err
 				}
 			}()
@@ -193,7 +193,7 @@ func TestStartWithEventRaces(t *testing.T) {
 		}()
 		go func() {
 			defer wg.Done()
-			if _, err := e.client.StartWithEvent(ctx, "Drain", engine.Event{Name: "E", Data: v}, engine.WithInstanceID(id)); err != nil {
+			if _, err := e.client.StartWithEvent(ctx, "Drain", engine.Event{Name: "E", Data: v}, engine.WithInstanceID(id)); err != nil && !errors.Is(err, engine.ErrInstanceExists) {
 				errs <- err
 			}
 		}()

@@ -85,6 +85,8 @@ type turnBuilder struct {
 	dead    []backend.DeadLetterRequest
 	// messages go to other instances (a parent told that its sub-orchestration cannot start).
 	messages []backend.Message
+	// failure, if set, fails the instance in this turn (fail.go); it is the turn's only message.
+	failure *failure
 	bytes    int                   // payload bytes applied
 	start    *backend.StartRequest // the turn begins a new generation
 	err      error                 // the turn cannot go on
@@ -96,13 +98,16 @@ func (b *turnBuilder) add(ctx context.Context, m backend.WorkMessage) bool {
 	log := w.log.With().Str(fieldInstance, b.id).Str(fieldKind, string(m.Kind)).Logger()
 	switch {
 	case m.Deliveries > w.opts.poisonAfter:
-		b.deadLetter(fmt.Sprintf("delivered %d times without being processed", m.Deliveries))
-		return true
+		// The message was taken that many times and never applied: it is likely what stops
+		// the workers that take it. It is dead-lettered and the instance fails (fail.go).
+		return b.failOn(m, "PoisonMessage", fmt.Sprintf("a %s message was delivered %d times without being processed", m.Kind, m.Deliveries))
+	case m.Kind == backend.KindStart:
+		// The payload limit applies to the start's input and event data (StartRequest.CheckPayload),
+		// as clients apply it, not to the message's envelope.
+		return b.addStart(m, log)
 	case len(m.Data) > w.opts.maxPayload:
 		b.deadLetter(fmt.Sprintf("payload of %d bytes exceeds the limit of %d", len(m.Data), w.opts.maxPayload))
 		return true
-	case m.Kind == backend.KindStart:
-		return b.addStart(m, log)
 	case m.Kind == backend.KindRewind:
 		return b.addRewind(ctx, m) // rewind.go
 	case b.start == nil && b.exec == nil:
@@ -140,8 +145,10 @@ func (b *turnBuilder) add(ctx context.Context, m backend.WorkMessage) bool {
 func (b *turnBuilder) addStart(m backend.WorkMessage, log zerolog.Logger) bool {
 	var req backend.StartRequest
 	if err := json.Unmarshal(m.Data, &req); err != nil || req.Name == "" || req.InstanceID != b.id || !validStartEvent(req.Event) {
-		b.deadLetter("start message is not a valid start request")
-		return true
+		return b.failOn(m, "InvalidStart", "the start message is not a valid start request")
+	}
+	if err := req.CheckPayload(b.w.opts.maxPayload); err != nil {
+		return b.failOn(m, "PayloadTooLarge", err.Error())
 	}
 	s := b.state
 	startable := b.start == nil && (s == nil || s.Status.IsTerminal() ||
@@ -225,6 +232,9 @@ const maxContinuations = 100
 // finish executes the collected events and completes the work item with them.
 func (b *turnBuilder) finish(ctx context.Context) error {
 	w := b.w
+	if b.failure != nil {
+		return b.finishFailed(ctx)
+	}
 	if len(b.events) == 0 {
 		// Nothing to commit: every message was stale, discarded or dead-lettered.
 		_, err := w.b.CompleteOrchestrationWorkItem(ctx, b.item, &backend.OrchestrationCompletion{

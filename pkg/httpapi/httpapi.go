@@ -33,8 +33,9 @@
 // event's data), both null when absent; other fields are refused. The event ID deduplicates the
 // event, as on a raise (see below). It answers like a start: 202 with the check-status
 // payload (or, with timeout and pollingInterval, 200 and the output if the instance completes in
-// time); 400 for invalid names, a wrong content type or a body that is not such an object; 413
-// for a body over the limit. For example:
+// time); 409 InstanceExists if the instance was pending, running or suspended (it was not
+// started; the event was raised on it); 400 for invalid names, a wrong content type or a body
+// that is not such an object; 413 for a body over the limit. For example:
 //
 //	curl -X POST -H 'Content-Type: application/json' -d '{"input": {"amountCents": 500}, "eventData": true}' \
 //	  localhost:7071/runtime/webhooks/durabletask/orchestrators/BudgetApproval/order-42/raiseEvent/Approval

@@ -774,9 +774,9 @@ func TestStartWithEvent(t *testing.T) {
 		id := "swe-running"
 		e.startBudget(t, e.open, id)
 		r := do(t, "POST", swe(e.open, id, "Approval", ""), `{"input": "ignored", "eventData": false}`)
-		expectCode(t, r, http.StatusAccepted, "start with event on a running instance")
-		if p := r.json(t); p["id"] != id || r.header.Get("Location") == "" {
-			t.Errorf("payload %v, Location %q", p, r.header.Get("Location"))
+		expectCode(t, r, http.StatusConflict, "start with event on a running instance")
+		if p := r.json(t); p["error"] != "InstanceExists" {
+			t.Errorf("payload %v, want error InstanceExists", p)
 		}
 		s := examplestack.WaitEnded(t, e.client, id)
 		if string(s.Output) != `"denied"` || s.Generation != 1 || !bytes.Contains(s.Input, []byte("ana")) {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"mime"
 	"net/http"
 	"strings"
@@ -48,6 +49,12 @@ func (a *api) startWithEvent(w http.ResponseWriter, r *http.Request) {
 		ev.Data = req.EventData
 	}
 	if _, err := a.c.StartWithEvent(r.Context(), name, ev, opts...); err != nil {
+		if errors.Is(err, engine.ErrInstanceExists) {
+			// Not a failure: the event goes to the instance that exists. 409 tells the caller
+			// that it did not start it.
+			writeError(w, http.StatusConflict, "InstanceExists", "the instance exists; its event was raised on it: "+err.Error())
+			return
+		}
 		a.fail(w, r, err)
 		return
 	}

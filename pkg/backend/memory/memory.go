@@ -122,8 +122,8 @@ func (b *Backend) CreateInstance(ctx context.Context, req backend.StartRequest) 
 	if err := history.CheckName("instance ID", req.InstanceID); err != nil {
 		return err
 	}
-	if len(req.Input) > b.maxPayload {
-		return fmt.Errorf("input of %d bytes: %w (limit %d)", len(req.Input), backend.ErrPayloadTooLarge, b.maxPayload)
+	if err := req.CheckPayload(b.maxPayload); err != nil {
+		return err
 	}
 	data, err := json.Marshal(req)
 	if err != nil {

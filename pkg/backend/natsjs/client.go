@@ -23,8 +23,8 @@ func (b *Backend) CreateInstance(ctx context.Context, req backend.StartRequest) 
 	if err != nil {
 		return err
 	}
-	if len(req.Input) > b.opts.maxPayload {
-		return fmt.Errorf("input of %d bytes: %w (limit %d)", len(req.Input), backend.ErrPayloadTooLarge, b.opts.maxPayload)
+	if err := req.CheckPayload(b.opts.maxPayload); err != nil {
+		return err
 	}
 	data, err := json.Marshal(req)
 	if err != nil {

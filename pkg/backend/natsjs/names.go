@@ -349,6 +349,10 @@ func PartitionConsumerPrefix(p int) string { return "p" + strconv.Itoa(p) + "-" 
 // partitions, e.g. "jetflow-leases".
 func (n Names) LeaseBucket() string { return n.prefix + "-leases" }
 
+// DeliveryBucket returns the name of the KV bucket in which workers count the deliveries of
+// instance messages that may have stopped a worker, e.g. "jetflow-deliveries".
+func (n Names) DeliveryBucket() string { return n.prefix + "-deliveries" }
+
 // ActivityConsumer returns the name of the durable consumer on
 // ActivityStream for the activity whose encoded name is nameTok, e.g.
 // "activity-charge-card". JetStream limits consumer names to 255 bytes, so

@@ -19,7 +19,7 @@ const (
 	MaxReplicas                = 5                                  // WithReplicas: JetStream's limit
 	DefaultMaxPayload          = backend.DefaultMaxPayload          // WithMaxPayload: 1 MiB
 	DefaultDuplicateWindow     = 2 * time.Minute                    // WithDuplicateWindow
-	DefaultInboxAckWait        = 30 * time.Second                   // WithInboxAckWait
+	DefaultInboxAckWait        = DefaultLeaseTTL                    // WithInboxAckWait
 	DefaultActivityAckWait     = 30 * time.Second                   // WithActivityAckWait
 	MinAckWait                 = time.Second                        // WithInboxAckWait, WithActivityAckWait
 	DefaultActivityConcurrency = backend.DefaultActivityConcurrency // WithActivityConcurrency
@@ -129,8 +129,10 @@ func WithDuplicateWindow(d time.Duration) Option {
 	}
 }
 
-// WithInboxAckWait sets how long an instance message stays unacknowledged before it is
-// redelivered to another worker, at least MinAckWait (default DefaultInboxAckWait, 30s).
+// WithInboxAckWait sets how long a delivered instance message may go without an ack or an
+// extension before the server delivers it again, at least MinAckWait (default
+// DefaultInboxAckWait, the lease TTL, 4s). A worker extends the messages it holds every quarter
+// of it, so this bounds how long a delivery lost on its way (a server failing over) waits.
 func WithInboxAckWait(d time.Duration) Option {
 	return func(o *options) error {
 		if d < MinAckWait {

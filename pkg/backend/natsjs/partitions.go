@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -185,6 +186,7 @@ func (ps *partitionSet) run(ctx context.Context) error {
 			ps.heartbeat(ctx)
 			if caughtUp {
 				ps.rebalance(ctx)
+				ps.sweep(ctx)
 			}
 		}
 	}
@@ -241,6 +243,33 @@ func (ps *partitionSet) heartbeat(ctx context.Context) {
 		ps.log.Warn().Err(err).Msg("heartbeat failed")
 	}
 	ps.seen[ps.member] = time.Now()
+}
+
+// goneAfter is how long after its last heartbeat a member's key is deleted, in lease TTLs.
+const goneAfter = 3
+
+// sweep deletes the heartbeat keys of members gone for goneAfter lease TTLs (killed; a member
+// that stops deletes its own), so that the bucket holds only live members. The first live
+// member does it.
+func (ps *partitionSet) sweep(ctx context.Context) {
+	if ps.live()[0] != ps.member {
+		return
+	}
+	now := time.Now()
+	for id, at := range ps.seen {
+		if id == ps.member || now.Sub(at) < goneAfter*ps.ttl {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, ps.ttl/2)
+		err := ps.kv.Purge(cctx, memberKeyPrefix+id)
+		cancel()
+		if err != nil {
+			ps.log.Debug().Err(err).Str("gone", id).Msg("deleting a gone member's heartbeat")
+			continue
+		}
+		delete(ps.seen, id)
+		ps.log.Info().Str("gone", id).Msg("deleted the heartbeat of a member gone for good")
+	}
 }
 
 // live returns the members whose heartbeat is recent, sorted, this one included.
@@ -346,7 +375,8 @@ func (ps *partitionSet) claim(ctx context.Context, p int, cur leaseView, exists 
 		// Forget the dead member's heartbeat key; it would only clutter the bucket.
 		_ = ps.kv.Purge(cctx, memberKeyPrefix+cur.rec.Owner)
 	}
-	own, err := ps.consume(cctx, p, epoch)
+	takeover := exists && cur.rec.Owner != "" && cur.rec.Owner != ps.member
+	own, err := ps.consume(cctx, p, epoch, takeover)
 	if err != nil {
 		// The lease stays ours; the next rebalance tries again with a new epoch.
 		ps.log.Warn().Err(err).Int("partition", p).Msg("taking over the partition's consumer")
@@ -356,9 +386,18 @@ func (ps *partitionSet) claim(ctx context.Context, p int, cur leaseView, exists 
 	ps.log.Debug().Int("partition", p).Uint64("epoch", epoch).Msg("partition claimed")
 }
 
-// consume deletes every consumer of partition p and creates and starts this member's own.
-func (ps *partitionSet) consume(ctx context.Context, p int, epoch uint64) (*ownership, error) {
+// consume deletes every consumer of partition p and creates and starts this member's own. After
+// a takeover from a dead member, the messages stored before are marked suspect: that member may
+// have taken them (deliveries.go).
+func (ps *partitionSet) consume(ctx context.Context, p int, epoch uint64, takeover bool) (*ownership, error) {
 	b := ps.b
+	var suspectUpTo uint64
+	if takeover {
+		suspectUpTo = math.MaxUint64
+		if info, err := b.inst.Info(ctx); err == nil {
+			suspectUpTo = info.State.LastSeq
+		}
+	}
 	prefix := PartitionConsumerPrefix(p)
 	lister := b.inst.ConsumerNames(ctx)
 	var stale []string
@@ -392,6 +431,7 @@ func (ps *partitionSet) consume(ctx context.Context, p int, epoch uint64) (*owne
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		m := b.inboxMessage(msg)
 		m.epoch = epoch
+		m.suspect = m.seq <= suspectUpTo
 		ps.handle(m)
 	}, jetstream.PullMaxMessages(b.opts.fetchBatch), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {

@@ -42,6 +42,10 @@ type inboxMessage struct {
 	// it existed. 0: read from the inbox, or shared.
 	epoch uint64
 	msg   jetstream.Msg // nil when read from the inbox: whoever holds it acks it
+	// suspect: it came through a consumer that took its partition over from a dead member,
+	// and may have been taken by that member (deliveries.go).
+	suspect bool
+	counted bool // its delivery is counted in the delivery bucket
 }
 
 // maxConflicts bounds the fresh retries of an instance whose completions keep conflicting; then
@@ -66,6 +70,9 @@ type workItems struct {
 	mu     sync.Mutex
 	queues map[string]*instanceQueue
 	states map[string]*storedState // last known state of instances, up to stateCacheSize
+
+	held       heldDeliveries     // kept alive until settled (deliveries.go)
+	deliveries jetstream.KeyValue // the delivery bucket; nil if it could not be bound
 }
 
 // instanceQueue holds an instance's messages that are not in an item yet.
@@ -85,6 +92,7 @@ type itemToken struct {
 	msgs     []inboxMessage // as in the item's Messages
 	state    *storedState   // as read for the item; nil if absent
 	received []inboxMessage // delivered to this worker and left out (already applied)
+	counted  bool           // the first message's delivery is counted in the delivery bucket
 }
 
 func newWorkItems(b *Backend) *workItems {
@@ -119,7 +127,12 @@ func (b *Backend) NextOrchestrationWorkItem(ctx context.Context) (*backend.Orche
 
 // deliver runs the inbox consumers until ctx ends.
 func (w *workItems) deliver(ctx context.Context) {
-	var err error
+	kv, err := w.b.deliveryBucket(ctx)
+	if err != nil {
+		w.b.log.Warn().Err(err).Msg("no delivery bucket: a message that stops workers is counted by each consumer alone")
+	}
+	w.deliveries = kv
+	go w.keepAlive(ctx, w.b.opts.inboxAckWait)
 	if w.hooks.SharedInbox {
 		err = w.b.consumeShared(ctx, w.enqueue)
 	} else {
@@ -139,6 +152,9 @@ func (w *workItems) deliver(ctx context.Context) {
 func (w *workItems) enqueue(m inboxMessage) {
 	if w.hooks.Intercept != nil && m.msg != nil && w.hooks.Intercept(m.msg) {
 		return
+	}
+	if m.msg != nil {
+		w.held.add(m.msg)
 	}
 	if m.err != nil {
 		w.deadLetter(context.Background(), m, fmt.Sprintf("unusable subject %q: %v", m.subject, m.err))
@@ -205,7 +221,8 @@ func (w *workItems) take(ctx context.Context, id string) (*backend.Orchestration
 	msgs, fresh, readInbox := q.msgs, q.fresh, q.readInbox
 	q.msgs, q.queued, q.out, q.fresh, q.readInbox = nil, false, true, false, false
 	w.mu.Unlock()
-	msgs = dedupBySeq(msgs)
+	msgs, superseded := dedupBySeq(msgs)
+	w.held.remove(superseded)
 
 	item, err := w.build(ctx, id, msgs, fresh, readInbox)
 	if err != nil {
@@ -271,6 +288,12 @@ func (w *workItems) build(ctx context.Context, id string, msgs []inboxMessage, f
 			fresh = true
 			continue
 		}
+		if first := &tok.msgs[0]; first.mayBeRetaken() {
+			if idTok, err := w.b.idToken(id); err == nil {
+				first.delivered = w.countDelivery(ctx, idTok, first)
+				tok.counted = true
+			}
+		}
 		return w.item(id, s, tok), nil
 	}
 }
@@ -317,20 +340,23 @@ func sameEpoch(msgs []inboxMessage) bool {
 
 // dedupBySeq sorts msgs by sequence and keeps one of each: a message can be queued twice when it
 // is delivered again (handed back, or its ack wait expired) while an earlier copy waits, or
-// was read from the inbox. The latest delivery is kept, since its ack is the one that counts.
-func dedupBySeq(msgs []inboxMessage) []inboxMessage {
+// was read from the inbox. The latest delivery is kept, since its ack is the one that counts;
+// the copies it supersedes are returned apart.
+func dedupBySeq(msgs []inboxMessage) (kept, superseded []inboxMessage) {
 	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].seq < msgs[j].seq })
 	out := msgs[:0]
 	for _, m := range msgs {
 		if n := len(out); n > 0 && out[n-1].seq == m.seq {
 			if better(m, out[n-1]) {
-				out[n-1] = m
+				m.counted = m.counted || out[n-1].counted
+				out[n-1], m = m, out[n-1]
 			}
+			superseded = append(superseded, m)
 			continue
 		}
 		out = append(out, m)
 	}
-	return out
+	return out, superseded
 }
 
 // better reports whether copy a of a message is to be kept over copy b: a delivery over a read,
@@ -441,6 +467,7 @@ func (b *Backend) CompleteOrchestrationWorkItem(ctx context.Context, item *backe
 		tok.done = true
 		w.ackAll(tok.received)
 		w.ackAll(applied)
+		w.settled(ctx, item.InstanceID, tok)
 		s := tok.state
 		if s != nil {
 			next := *s
@@ -505,6 +532,7 @@ func (w *workItems) commit(ctx context.Context, id string, tok *itemToken, c *ba
 	tok.done = true
 	w.ackAll(tok.received)
 	w.ackAll(applied)
+	w.settled(ctx, id, tok)
 	w.remember(id, &t.State)
 	w.mu.Lock()
 	w.queues[id].conflicts = 0
@@ -523,6 +551,8 @@ func (w *workItems) hook(h func(string, uint64) error, id string, turn uint64, t
 	err := h(id, turn)
 	if errors.Is(err, testhooks.ErrInjectedCrash) {
 		tok.done = true
+		w.held.remove(tok.msgs) // a dead process keeps nothing alive
+		w.held.remove(tok.received)
 		w.mu.Lock()
 		w.queues[id].readInbox = true
 		delete(w.states, id)
@@ -579,6 +609,7 @@ func (w *workItems) handBack(id string, msgs []inboxMessage, delay time.Duration
 	w.queues[id].readInbox = true
 	delete(w.states, id)
 	w.mu.Unlock()
+	w.held.remove(msgs)
 	for _, m := range msgs {
 		if m.msg != nil {
 			if err := m.msg.NakWithDelay(delay); err != nil {
@@ -610,6 +641,7 @@ func (w *workItems) release(id string, rest []inboxMessage) {
 }
 
 func (w *workItems) ackAll(msgs []inboxMessage) {
+	w.held.remove(msgs)
 	for _, m := range msgs {
 		if m.msg == nil {
 			continue
@@ -626,10 +658,21 @@ func (w *workItems) ackAll(msgs []inboxMessage) {
 func (w *workItems) deadLetter(ctx context.Context, m inboxMessage, reason string) {
 	if err := w.b.deadLetterInbox(ctx, m, reason); err != nil {
 		w.b.log.Error().Err(err).Str("subject", m.subject).Msg("dead-lettering failed; the message will be redelivered")
+		w.held.remove([]inboxMessage{m})
 		if m.msg != nil {
 			_ = m.msg.NakWithDelay(time.Second)
 		}
 		return
 	}
 	w.ackAll([]inboxMessage{m})
+}
+
+// settled forgets the delivery count of a completed item's first message: it is applied.
+func (w *workItems) settled(ctx context.Context, id string, tok *itemToken) {
+	if !tok.counted {
+		return
+	}
+	if idTok, err := w.b.idToken(id); err == nil {
+		w.forgetDelivery(ctx, idTok)
+	}
 }
