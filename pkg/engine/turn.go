@@ -87,9 +87,9 @@ type turnBuilder struct {
 	messages []backend.Message
 	// failure, if set, fails the instance in this turn (fail.go); it is the turn's only message.
 	failure *failure
-	bytes    int                   // payload bytes applied
-	start    *backend.StartRequest // the turn begins a new generation
-	err      error                 // the turn cannot go on
+	bytes   int                   // payload bytes applied
+	start   *backend.StartRequest // the turn begins a new generation
+	err     error                 // the turn cannot go on
 }
 
 // add takes m into the turn; it returns false if m must wait for the next turn.
