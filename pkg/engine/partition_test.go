@@ -6,6 +6,7 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -15,8 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetflow-dev/jetflow/internal/testhooks"
 	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
+	"github.com/jetflow-dev/jetflow/pkg/history"
 	"github.com/jetflow-dev/jetflow/pkg/natstest"
 )
 
@@ -289,4 +294,56 @@ func TestPartitionsMoveUnderLoad(t *testing.T) {
 	}
 	t.Logf("turns: A %d, B %d, A' %d; conflicts %d", wa.Stats().Turns, wb.Stats().Turns, wa2.Stats().Turns,
 		wa.Stats().Conflicts+wb.Stats().Conflicts+wa2.Stats().Conflicts)
+}
+
+// TestLostDeliveryComesBackWithinTheLease: a delivery that never reaches the worker (lost on its
+// way, as in a server failover) is delivered again after the inbox ack wait, which is the lease
+// TTL, not after a long ack wait; the deliveries the worker holds meanwhile are kept alive.
+func TestLostDeliveryComesBackWithinTheLease(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var lost atomic.Int32
+	hooks := &testhooks.Hooks{Intercept: func(msg jetstream.Msg) bool {
+		return strings.HasSuffix(msg.Subject(), ".event.Approval") && lost.Add(1) == 1
+	}}
+	e.startHooked(hooks, approvalRegistry(t))
+	if _, err := e.client.ScheduleNew(ctx, "Approval", engine.WithInstanceID("lost"), engine.WithInput(10)); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("lost", "waiting for Approval", waitingForEvent("Approval"))
+	if err := e.client.RaiseEvent(ctx, "lost", "Approval", true); err != nil {
+		t.Fatal(err)
+	}
+	// Twice the default lease TTL: the old ack wait of 30s would not do.
+	wctx, cancel := context.WithTimeout(ctx, 2*natsjs.DefaultLeaseTTL+2*time.Second)
+	defer cancel()
+	s, err := e.client.WaitForCompletion(wctx, "lost")
+	if err != nil {
+		t.Fatalf("the lost event was not delivered again within the lease TTL: %v (last %+v)", err, s)
+	}
+	if lost.Load() < 2 || s.Status != history.StatusCompleted {
+		t.Errorf("%d deliveries of the event; %s", lost.Load(), s.Status)
+	}
+}
+
+// TestGoneMembersAreForgotten: the heartbeat key of a member that died without withdrawing it
+// is deleted once it is gone for a few lease TTLs.
+func TestGoneMembersAreForgotten(t *testing.T) {
+	e := newEnv(t)
+	e.opts = []natsjs.Option{natsjs.WithLeaseTTL(natsjs.MinLeaseTTL)}
+	ctx := context.Background()
+	kv, err := e.js.KeyValue(ctx, e.b.Names().LeaseBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "members.ghost", []byte(`{"id":"ghost"}`)); err != nil {
+		t.Fatal(err)
+	}
+	e.startWorker(approvalRegistry(t))
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if _, err := kv.Get(ctx, "members.ghost"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("members.ghost: %v", err)
+		}
+		return nil
+	})
 }

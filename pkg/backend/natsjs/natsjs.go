@@ -225,6 +225,9 @@ func newBackend(js jetstream.JetStream, opts []Option) (*Backend, error) {
 			return nil, err
 		}
 	}
+	if o.inboxAckWait == 0 {
+		o.inboxAckWait = o.leaseTTL
+	}
 	names, err := NewNames(o.prefix)
 	if err != nil {
 		return nil, err

@@ -19,7 +19,7 @@ const (
 	MaxReplicas                = 5                                  // WithReplicas: JetStream's limit
 	DefaultMaxPayload          = backend.DefaultMaxPayload          // WithMaxPayload: 1 MiB
 	DefaultDuplicateWindow     = 2 * time.Minute                    // WithDuplicateWindow
-	DefaultInboxAckWait        = DefaultLeaseTTL                    // WithInboxAckWait
+	DefaultInboxAckWait        = DefaultLeaseTTL                    // WithInboxAckWait: the lease TTL (WithLeaseTTL)
 	DefaultActivityAckWait     = 30 * time.Second                   // WithActivityAckWait
 	MinAckWait                 = time.Second                        // WithInboxAckWait, WithActivityAckWait
 	DefaultActivityConcurrency = backend.DefaultActivityConcurrency // WithActivityConcurrency
@@ -61,7 +61,7 @@ func defaultOptions() options {
 		replicas:        DefaultReplicas,
 		maxPayload:      DefaultMaxPayload,
 		duplicateWindow: DefaultDuplicateWindow,
-		inboxAckWait:    DefaultInboxAckWait,
+		inboxAckWait:    0, // the lease TTL, once the options are applied
 		activityAckWait: DefaultActivityAckWait,
 		fetchBatch:      fetchBatch,
 		maxAckPending:   maxAckPending,
@@ -130,8 +130,8 @@ func WithDuplicateWindow(d time.Duration) Option {
 }
 
 // WithInboxAckWait sets how long a delivered instance message may go without an ack or an
-// extension before the server delivers it again, at least MinAckWait (default
-// DefaultInboxAckWait, the lease TTL, 4s). A worker extends the messages it holds every quarter
+// extension before the server delivers it again, at least MinAckWait (default: the lease TTL,
+// DefaultInboxAckWait unless WithLeaseTTL changes it). A worker extends the messages it holds every quarter
 // of it, so this bounds how long a delivery lost on its way (a server failing over) waits.
 func WithInboxAckWait(d time.Duration) Option {
 	return func(o *options) error {
