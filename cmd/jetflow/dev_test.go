@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,6 +47,59 @@ func TestDevEndToEnd(t *testing.T) {
 	t.Run("exit codes", func(t *testing.T) { testDevExitCodes(t, c) })
 	t.Run("start with event, history, rewind", func(t *testing.T) { testDevStartWithEventHistoryRewind(t, c) })
 	t.Run("list and restart", func(t *testing.T) { testDevListRestart(t, c) })
+	t.Run("concurrent starts", func(t *testing.T) { testDevConcurrentStarts(t, c) })
+}
+
+// testDevConcurrentStarts: of 30 concurrent `jetflow start` of one ID, exactly one succeeds and
+// the others exit with exitExists, on a new ID and on one whose instance ended, with and
+// without an event; oversize input is a usage error.
+func testDevConcurrentStarts(t *testing.T, c devCLI) {
+	const n = 30
+	race := func(what string, args ...string) {
+		t.Helper()
+		codes := make([]int, n)
+		errs := make([]string, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { _, errs[i], codes[i] = runCmd(c.ctx, append(args, c.nats...)...) })
+		}
+		wg.Wait()
+		ok := 0
+		for i, code := range codes {
+			switch code {
+			case exitOK:
+				ok++
+			case exitExists:
+				if !strings.Contains(errs[i], "exists") {
+					t.Errorf("%s: exit %d says %q", what, code, errs[i])
+				}
+			default:
+				t.Fatalf("%s: start %d exited %d: %s", what, i, code, errs[i])
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("%s: %d starts succeeded, want exactly 1", what, ok)
+		}
+	}
+	input := `{"amountCents": 3, "requester": "cy"}`
+	race("new ID", "start", "BudgetApproval", "--id", "cli-race", "--input", input)
+	examplestack.WaitFor(t, c.client, "cli-race", "waiting for Approval", examplestack.WaitingFor("Approval"))
+	c.run(t, 0, "terminate", "cli-race")
+	c.run(t, exitEnded, "wait", "cli-race", "--timeout", "20s")
+	race("ended ID", "start", "BudgetApproval", "--id", "cli-race", "--input", input)
+	// An event the instance does not wait for, so that it stays running while they race (one
+	// that ended would rightly be started again).
+	race("with event", "start", "BudgetApproval", "--id", "cli-race-event", "--input", input, "--event", "Note", "--event-data", "1")
+	examplestack.WaitFor(t, c.client, "cli-race-event", "waiting for Approval", examplestack.WaitingFor("Approval"))
+	if s, err := c.client.GetStatus(c.ctx, "cli-race-event"); err != nil || s.Generation != 1 {
+		t.Errorf("cli-race-event: %+v %v, want generation 1", s, err)
+	}
+	big := `"` + strings.Repeat("x", 1<<20) + `"`
+	_, errOut := c.run(t, exitUsage, "start", "BudgetApproval", "--id", "cli-too-big", "--input", big)
+	if !strings.Contains(errOut, "too large") {
+		t.Errorf("oversize start says %q", errOut)
+	}
+	c.run(t, exitNotFound, "status", "cli-too-big")
 }
 
 // devCLI runs CLI commands against a dev server; client is the dev server's.
@@ -194,6 +248,6 @@ func testDevListRestart(t *testing.T, c devCLI) {
 	if got := strings.TrimSpace(out); got == "" || got == "list-2" {
 		t.Errorf("restart printed %q", got)
 	}
-	c.run(t, exitError, "restart", "list-2", "--same-id")
+	c.run(t, exitExists, "restart", "list-2", "--same-id")
 	c.run(t, exitNotFound, "restart", "no-such-instance")
 }
