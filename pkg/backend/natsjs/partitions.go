@@ -164,6 +164,7 @@ func (ps *partitionSet) run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					continue
 				}
+				ps.releaseAll()
 				return fmt.Errorf("watching %s: the watch ended", ps.b.names.LeaseBucket())
 			}
 			if e == nil {

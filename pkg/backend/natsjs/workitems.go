@@ -125,7 +125,9 @@ func (b *Backend) NextOrchestrationWorkItem(ctx context.Context) (*backend.Orche
 	}
 }
 
-// deliver runs the inbox consumers until ctx ends.
+// deliver runs the inbox consumers until ctx ends. When delivery breaks off (the connection to
+// NATS failed long enough for a watch to end), it starts again: a worker never stops on a
+// network fault.
 func (w *workItems) deliver(ctx context.Context) {
 	kv, err := w.b.deliveryBucket(ctx)
 	if err != nil {
@@ -133,18 +135,22 @@ func (w *workItems) deliver(ctx context.Context) {
 	}
 	w.deliveries = kv
 	go w.keepAlive(ctx, w.b.opts.inboxAckWait)
-	if w.hooks.SharedInbox {
-		err = w.b.consumeShared(ctx, w.enqueue)
-	} else {
-		err = w.b.consumeInbox(ctx, w.enqueue)
+	for {
+		if w.hooks.SharedInbox {
+			err = w.b.consumeShared(ctx, w.enqueue)
+		} else {
+			err = w.b.consumeInbox(ctx, w.enqueue)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		w.b.log.Warn().Err(err).Msg("inbox delivery broke off; starting again")
+		select {
+		case <-ctx.Done():
+		case <-time.After(w.b.opts.leaseTTL / 4):
+		}
 	}
-	if err == nil {
-		err = ctx.Err()
-	}
-	if err == nil {
-		err = errors.New("inbox delivery ended")
-	}
-	w.stopErr = err
+	w.stopErr = ctx.Err()
 	close(w.stopped)
 }
 
