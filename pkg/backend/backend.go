@@ -406,6 +406,10 @@ type Instance struct {
 	// StartID identifies the start request of the current generation.
 	StartID    string `json:"startId,omitempty"`
 	Generation uint64 `json:"generation,omitempty"`
+	// HistoryEvents counts the events in the current generation's history.
+	HistoryEvents int `json:"historyEvents,omitempty"`
+	// Warning, when set, says that the instance nears a limit and what to do about it.
+	Warning string `json:"warning,omitempty"`
 	// Version changes with every completion committed for the instance; 0 until the first.
 	// It lets a worker tell whether an instance it holds in memory is the stored one.
 	Version uint64 `json:"-"`

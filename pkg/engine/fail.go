@@ -1,6 +1,6 @@
 package engine
 
-// Failing an instance on a message it cannot take: a start that cannot be applied (not a valid
+// Failing an instance that passes a limit (limits.go), or on a message it cannot take: a start that cannot be applied (not a valid
 // start request, or its input and event data over the payload limit) or a poison message (taken
 // PoisonAfter times and never applied: likely what stops the workers that take it). The message
 // is dead-lettered with its reason and the instance fails with the same reason, so that no
@@ -90,7 +90,11 @@ func (b *turnBuilder) finishFailed(ctx context.Context) error {
 		}
 	}
 	events = append(events, history.NewExecutionCompleted(b.now, history.StatusFailed, nil, fail))
-	s.Status, s.Output, s.Failure, s.Waiting, s.UpdatedAt = history.StatusFailed, nil, fail, nil, b.now
+	if f.start != nil {
+		s.HistoryEvents = 0
+	}
+	s.HistoryEvents += len(events)
+	s.Status, s.Output, s.Failure, s.Waiting, s.Warning, s.UpdatedAt = history.StatusFailed, nil, fail, nil, "", b.now
 	c := &backend.OrchestrationCompletion{
 		Applied: b.applied, DeadLetters: b.dead, NewGeneration: f.start != nil,
 		Events: events, Messages: b.messages, State: s,
@@ -104,6 +108,6 @@ func (b *turnBuilder) finishFailed(ctx context.Context) error {
 	}
 	b.w.stats.turns.Add(1)
 	b.w.stats.deadLettered.Add(uint64(len(b.dead)))
-	b.w.log.Warn().Str(fieldInstance, b.id).Str("failure", f.kind).Str("reason", f.reason).Msg("instance failed: its message was dead-lettered")
+	b.w.log.Warn().Str(fieldInstance, b.id).Str("failure", f.kind).Str("reason", f.reason).Msg("instance failed by the engine")
 	return nil
 }

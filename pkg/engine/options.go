@@ -23,6 +23,8 @@ type workerOptions struct {
 	maxBatch    int
 	maxPayload  int
 	poisonAfter uint64
+	// maxHistory and maxPending are the limits of limits.go.
+	maxHistory, maxPending int
 	// activityConcurrency is how many activities run at once.
 	activityConcurrency int
 	noActivities        bool
@@ -37,6 +39,8 @@ const (
 	DefaultMaxBatch            = 500                                // WithMaxBatch
 	DefaultMaxPayload          = backend.DefaultMaxPayload          // WithMaxPayload: 1 MiB
 	DefaultPoisonAfter         = 50                                 // WithPoisonAfter
+	DefaultMaxHistoryEvents    = 50000                              // WithMaxHistoryEvents
+	DefaultMaxPendingTasks     = 10000                              // WithMaxPendingTasks
 )
 
 // defaultWorkerOptions are the worker's options before WorkerOptions are applied.
@@ -49,6 +53,8 @@ func defaultWorkerOptions() workerOptions {
 		maxBatch:            DefaultMaxBatch,
 		maxPayload:          DefaultMaxPayload,
 		poisonAfter:         DefaultPoisonAfter,
+		maxHistory:          DefaultMaxHistoryEvents,
+		maxPending:          DefaultMaxPendingTasks,
 	}
 }
 
@@ -131,6 +137,33 @@ func WithPoisonAfter(n int) WorkerOption {
 			return fmt.Errorf("%w: poison after must be >= 1, got %d", ErrInvalidOption, n)
 		}
 		o.poisonAfter = uint64(n)
+		return nil
+	}
+}
+
+// WithMaxHistoryEvents sets the most events one generation's history may hold (default
+// DefaultMaxHistoryEvents, 50,000; at least 100). From 80% of it, the log and the instance's
+// status warn and suggest ContinueAsNew; a turn that would pass it fails the instance with
+// type FailureHistoryTooLong. Clients judge the warning by the default.
+func WithMaxHistoryEvents(n int) WorkerOption {
+	return func(o *workerOptions) error {
+		if n < 100 {
+			return fmt.Errorf("%w: max history events must be >= 100, got %d", ErrInvalidOption, n)
+		}
+		o.maxHistory = n
+		return nil
+	}
+}
+
+// WithMaxPendingTasks sets the most activities, timers and sub-orchestrations one instance may
+// wait for at once (default DefaultMaxPendingTasks, 10,000); a turn that would schedule more
+// fails the instance with type FailureTooManyPendingTasks.
+func WithMaxPendingTasks(n int) WorkerOption {
+	return func(o *workerOptions) error {
+		if n < 1 {
+			return fmt.Errorf("%w: max pending tasks must be >= 1, got %d", ErrInvalidOption, n)
+		}
+		o.maxPending = n
 		return nil
 	}
 }

@@ -30,6 +30,10 @@ type Status struct {
 	// Version changes with every turn committed for the instance (0 before the first), so
 	// that a newer state can be told from an older one.
 	Version uint64 `json:"version"`
+	// HistoryEvents counts the events in the current generation's history.
+	HistoryEvents int `json:"historyEvents,omitempty"`
+	// Warning, when set, says the instance nears a limit (its history length) and what to do.
+	Warning string `json:"warning,omitempty"`
 }
 
 // Page is a page of ListInstances.
@@ -41,9 +45,11 @@ type Page struct {
 
 // statusOf returns the client's view of a stored instance.
 func statusOf(s *backend.Instance) *Status {
-	return &Status{
+	st := &Status{
 		ID: s.ID, Name: s.Name, Status: s.Status, Input: s.Input, Output: s.Output,
 		CustomStatus: s.CustomStatus, Failure: s.Failure, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 		Waiting: s.Waiting, Parent: s.Parent, Generation: s.Generation, Version: s.Version,
+		HistoryEvents: s.HistoryEvents, Warning: s.Warning,
 	}
+	return st
 }

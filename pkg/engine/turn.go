@@ -257,6 +257,12 @@ func (b *turnBuilder) finish(ctx context.Context) error {
 		Events: res.Events, Actions: res.Actions, Messages: b.messages,
 		State: b.nextState(x),
 	}
+	if f := b.checkLimits(c.State.HistoryEvents, pendingTasks(res.Waiting)); f != nil {
+		exec.Close()
+		f.start = b.start
+		b.failure = f
+		return b.finishFailed(ctx)
+	}
 	if c.State.Status.IsTerminal() && c.State.Parent != nil {
 		c.Messages = append(c.Messages, parentResult(&c.State))
 	}
@@ -337,7 +343,10 @@ func (b *turnBuilder) nextState(x execution) backend.Instance {
 	}
 	if x.input != nil {
 		s.Generation, s.Input = x.exec.Generation(), x.input
+		s.HistoryEvents = 0
 	}
+	s.HistoryEvents += len(res.Events)
+	b.warn(&s)
 	s.Status, s.Output, s.Failure, s.CustomStatus = res.Status, res.Output, res.Failure, res.CustomStatus
 	s.Waiting = nil
 	if !res.Waiting.IsEmpty() {
