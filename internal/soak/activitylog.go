@@ -23,6 +23,7 @@ type activityCounts struct {
 	Unlogged   int // tasks in a history with no execution logged
 	Stray      int // executions of tasks no history holds
 	Torn       int // log lines that are not JSON (a write cut by SIGKILL)
+	Takeovers  int // partitions taken over from a worker that stopped heartbeating
 }
 
 // countExecutions reads the logs and compares the executions they record with the tasks.
@@ -74,6 +75,9 @@ func scanLog(path string, execs map[string]int, ac *activityCounts) error {
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			ac.Torn++
 			continue
+		}
+		if l.Message == "took over partition of a dead member" {
+			ac.Takeovers++
 		}
 		if l.Component == "activities" && l.InstanceID != "" && executionMessages[l.Message] {
 			execs[taskKey(l.InstanceID, l.TaskID)]++

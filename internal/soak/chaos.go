@@ -29,6 +29,8 @@ type chaos struct {
 	log  io.Writer
 	rng  *rand.Rand
 	busy []sync.Mutex // one per worker: held while it is stopped or being killed
+	// leader returns the node (1..3) leading the instance stream, 0 if unknown.
+	leader func() int
 
 	mu       sync.Mutex
 	timeline []string
@@ -38,8 +40,8 @@ type chaos struct {
 	errs     []string
 }
 
-func newChaos(c *cluster, log io.Writer, seed int64) *chaos {
-	return &chaos{c: c, log: log, rng: rand.New(rand.NewSource(seed)), busy: make([]sync.Mutex, len(c.workers))}
+func newChaos(c *cluster, log io.Writer, seed int64, leader func() int) *chaos {
+	return &chaos{c: c, log: log, rng: rand.New(rand.NewSource(seed)), busy: make([]sync.Mutex, len(c.workers)), leader: leader}
 }
 
 // note records a fault in the timeline and prints it.
@@ -120,14 +122,19 @@ func (x *chaos) killWorkers(ctx context.Context, begin time.Time) {
 	}
 }
 
-// restartNode SIGKILLs a random NATS server and starts it again after natsDowntime.
+// restartNode SIGKILLs the NATS server leading the instance stream (a random one if that is
+// unknown) and starts it again after natsDowntime.
 func (x *chaos) restartNode(ctx context.Context, begin time.Time) {
-	n := x.c.nodes[x.intn(len(x.c.nodes))]
+	i, what := x.leader()-1, "the leader of "+instStream
+	if i < 0 || i >= len(x.c.nodes) {
+		i, what = x.intn(len(x.c.nodes)), "leader unknown"
+	}
+	n := x.c.nodes[i]
 	if err := n.kill(); err != nil {
 		x.fail(err)
 		return
 	}
-	x.note(begin, "SIGKILL %s", n.name)
+	x.note(begin, "SIGKILL %s (%s)", n.name, what)
 	time.Sleep(natsDowntime)
 	if err := n.start(); err != nil {
 		x.fail(err)
@@ -140,9 +147,15 @@ func (x *chaos) restartNode(ctx context.Context, begin time.Time) {
 	}
 }
 
-// stopWorker SIGSTOPs a random worker for longer than its lease, then SIGCONTs it.
+// stopWorker SIGSTOPs the worker that has run longest (so it owns partitions) for longer than
+// its lease, then SIGCONTs it.
 func (x *chaos) stopWorker(ctx context.Context, begin time.Time) {
-	i := x.intn(len(x.c.workers))
+	i := 0
+	for k, w := range x.c.workers {
+		if w.uptime() > x.c.workers[i].uptime() {
+			i = k
+		}
+	}
 	x.busy[i].Lock()
 	defer x.busy[i].Unlock()
 	w := x.c.workers[i]
@@ -151,7 +164,7 @@ func (x *chaos) stopWorker(ctx context.Context, begin time.Time) {
 		return
 	}
 	d := natsjs.DefaultLeaseTTL + stopMargin
-	x.note(begin, "SIGSTOP %s for %s (lease TTL %s)", w.name, d, natsjs.DefaultLeaseTTL)
+	x.note(begin, "SIGSTOP %s (up %.0fs) for %s (lease TTL %s)", w.name, w.uptime().Seconds(), d, natsjs.DefaultLeaseTTL)
 	time.Sleep(d)
 	if err := w.signal(syscall.SIGCONT); err != nil {
 		x.fail(err)

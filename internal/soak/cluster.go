@@ -32,6 +32,7 @@ var (
 	stopGrace      = 15 * time.Second
 	clusterNodes   = 3
 	clusterWorkers = 3
+	nodeNamePrefix = "soak-" // node n's server name is soak-<n>
 )
 
 // cluster is the processes of a soak run: 3 NATS servers, 3 workers, the API and the raiser.
@@ -126,7 +127,7 @@ cluster {
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, fmt.Errorf("writing %s: %w", path, err)
 	}
-	env := []string{"NATS_SERVER_NAME=soak-" + strconv.Itoa(n), `NATS_STORE_DIR="` + dir + `"`,
+	env := []string{"NATS_SERVER_NAME=" + nodeNamePrefix + strconv.Itoa(n), `NATS_STORE_DIR="` + dir + `"`,
 		"NATS_MAX_MEMORY_STORE=256MB", "NATS_MAX_FILE_STORE=4GB"}
 	return newProc("nats-"+strconv.Itoa(n), c.cfg.Dir, env, c.cfg.NATSServerBin, "-c", path), nil
 }

@@ -26,6 +26,7 @@ type proc struct {
 	exited chan struct{}
 	runs   int
 	logs   []string
+	since  time.Time // when the current run started
 }
 
 func newProc(name, dir string, env []string, args ...string) *proc {
@@ -55,7 +56,7 @@ func (p *proc) start() error {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	p.cmd, p.exited = cmd, exited
+	p.cmd, p.exited, p.since = cmd, exited, time.Now()
 	p.logs = append(p.logs, logPath)
 	return nil
 }
@@ -68,6 +69,13 @@ func (p *proc) current() (*exec.Cmd, chan struct{}, string) {
 		return nil, nil, ""
 	}
 	return p.cmd, p.exited, p.logs[len(p.logs)-1]
+}
+
+// uptime is how long the current run has been running.
+func (p *proc) uptime() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return time.Since(p.since)
 }
 
 // allLogs returns the logs of every run so far.

@@ -20,6 +20,7 @@ type Result struct {
 	Sent         [channels]int64
 	Retries      int64
 	Resent       int64
+	ResentDup    int64 // resends the stream dropped: it had the first publish
 	Gone         int64
 	Chaos        *chaos
 	Exited       []string // processes found exited at the end
@@ -71,7 +72,8 @@ const maxListed = 10
 // Report writes the details: faults, traffic, activity counts, and what went wrong.
 func (r *Result) Report(w io.Writer) {
 	x := r.Chaos
-	fmt.Fprintf(w, "soak: faults: %d worker SIGKILLs, %d NATS server restarts, %d SIGSTOPs past the lease\n", x.kills, x.restarts, x.stops)
+	fmt.Fprintf(w, "soak: faults: %d worker SIGKILLs, %d NATS server restarts, %d SIGSTOPs past the lease; %d partitions taken over from silent workers\n",
+		x.kills, x.restarts, x.stops, r.Activities.Takeovers)
 	for _, e := range x.errs {
 		fmt.Fprintf(w, "soak: fault injection error: %s\n", e)
 	}
@@ -79,8 +81,8 @@ func (r *Result) Report(w io.Writer) {
 	for ch := range channels {
 		via = append(via, fmt.Sprintf("%s %d", ch, r.Sent[ch]))
 	}
-	fmt.Fprintf(w, "soak: events sent: %s; confirmed sends retried %d, HTTP retries answered 410 %d, core publishes resent %d\n",
-		strings.Join(via, ", "), r.Retries, r.Gone, r.Resent)
+	fmt.Fprintf(w, "soak: events sent: %s; confirmed sends retried %d, HTTP retries answered 410 %d, core publishes resent %d (%d of them still in the stream)\n",
+		strings.Join(via, ", "), r.Retries, r.Gone, r.Resent, r.ResentDup)
 	a := r.Activities
 	fmt.Fprintf(w, "soak: activities: %d tasks in the histories, %d executions logged by the workers, %d duplicates, %d tasks without a logged execution, %d executions of unknown tasks, %d torn log lines\n",
 		a.Tasks, a.Executions, a.Duplicates, a.Unlogged, a.Stray, a.Torn)

@@ -33,9 +33,14 @@ type sender struct {
 	sent    [channels]atomic.Int64 // events sent, by channel
 	retries atomic.Int64           // confirmed sends tried again after an error
 	resent  atomic.Int64           // unconfirmed publishes sent again (settle phase)
-	gone    atomic.Int64           // HTTP retries answered 410 (the first try had been applied)
-	errMu   sync.Mutex
-	errs    []string // sends that failed for good
+	// resentDup counts the resends the stream dropped as duplicates: it had the first publish.
+	resentDup atomic.Int64
+	began     time.Time
+	pubMu     sync.Mutex
+	pubAt     map[string]time.Duration // event ID -> when it was first published, since began
+	gone      atomic.Int64             // HTTP retries answered 410 (the first try had been applied)
+	errMu     sync.Mutex
+	errs      []string // sends that failed for good
 }
 
 // failed records a send that failed for good.
@@ -109,10 +114,20 @@ func (s *sender) publish(id string, e event) error {
 	msg := nats.NewMsg(subject)
 	msg.Data = e.Data
 	msg.Header.Set(jetstream.MsgIDHeader, e.ID)
+	s.pubMu.Lock()
+	s.pubAt[e.ID] = time.Since(s.began)
+	s.pubMu.Unlock()
 	if err := s.nc.PublishMsg(msg); err != nil {
 		return fmt.Errorf("publishing %s: %w", subject, err)
 	}
 	return nil
+}
+
+// publishedAt says when an event was first published, in seconds since the run began.
+func (s *sender) publishedAt(id string) string {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	return fmt.Sprintf("at %.1fs", s.pubAt[id].Seconds())
 }
 
 func (s *sender) eventSubject(id, name string) (string, error) {

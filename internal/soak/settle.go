@@ -7,6 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
 
@@ -31,7 +34,7 @@ func settle(ctx context.Context, s *sender, plans []*plan, timeout time.Duration
 		for _, p := range pending {
 			if time.Since(begin) >= resendAfter && time.Since(lastResend[p.ID]) >= resendAfter {
 				lastResend[p.ID] = time.Now()
-				resendMissing(ctx, s, p)
+				resendMissing(ctx, s, p, log)
 			}
 		}
 		if sleepUntil(ctx, time.Now().Add(2*time.Second)) != nil {
@@ -64,8 +67,10 @@ func unfinished(ctx context.Context, s *sender, plans []*plan) []*plan {
 	return out
 }
 
-// resendMissing publishes again the plan's core-NATS events that its history does not hold.
-func resendMissing(ctx context.Context, s *sender, p *plan) {
+// resendMissing publishes again, through JetStream and with the same Nats-Msg-Id, the plan's
+// core-NATS events that its history does not hold. The ack tells whether the stream had the
+// first publish (a duplicate within its window) or never got it.
+func resendMissing(ctx context.Context, s *sender, p *plan, log io.Writer) {
 	h, err := s.client.GetHistory(ctx, p.ID)
 	if err != nil {
 		return
@@ -77,10 +82,26 @@ func resendMissing(ctx context.Context, s *sender, p *plan) {
 		}
 	}
 	for _, e := range p.Events {
-		if e.Via == viaPublish && !have[e.ID] {
-			if s.publish(p.ID, e) == nil {
-				s.resent.Add(1)
-			}
+		if e.Via != viaPublish || have[e.ID] {
+			continue
 		}
+		subject, err := s.eventSubject(p.ID, e.Name)
+		if err != nil {
+			continue
+		}
+		msg := nats.NewMsg(subject)
+		msg.Data = e.Data
+		msg.Header.Set(jetstream.MsgIDHeader, e.ID)
+		ack, err := s.js.PublishMsg(ctx, msg)
+		if err != nil {
+			continue
+		}
+		s.resent.Add(1)
+		what := "the stream never had the first publish"
+		if ack.Duplicate {
+			s.resentDup.Add(1)
+			what = "the stream still had the first publish (dropped as a duplicate): not applied yet"
+		}
+		fmt.Fprintf(log, "soak: resent %s to %s, first published %s: %s\n", e.ID, subject, s.publishedAt(e.ID), what)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +58,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // driver is the soak's own connection: a client, a JetStream context and the sender.
 type driver struct {
 	nc  *nats.Conn
+	js  jetstream.JetStream
 	b   *natsjs.Backend
 	cli *engine.Client
 	s   *sender
@@ -95,13 +98,13 @@ func connectDriver(ctx context.Context, c *cluster) (*driver, error) {
 	}
 	cli := engine.NewClient(b)
 	s := &sender{client: cli, nc: nc, js: js, names: names, apiBase: c.apiBase(),
-		http: &http.Client{Timeout: 15 * time.Second}}
-	return &driver{nc: nc, b: b, cli: cli, s: s, bad: &badInputs{expected: map[string]int{}}}, nil
+		http: &http.Client{Timeout: 15 * time.Second}, began: time.Now(), pubAt: map[string]time.Duration{}}
+	return &driver{nc: nc, js: js, b: b, cli: cli, s: s, bad: &badInputs{expected: map[string]int{}}}, nil
 }
 
 // drive runs the load and the faults side by side and returns the faults' record.
 func (d *driver) drive(ctx context.Context, c *cluster, plans []*plan, cfg Config, res *Result) *chaos {
-	x := newChaos(c, cfg.Log, cfg.Seed)
+	x := newChaos(c, cfg.Log, cfg.Seed, func() int { return d.instLeader(ctx) })
 	l := &load{s: d.s, bad: d.bad}
 	begin := time.Now()
 	done := make(chan struct{})
@@ -122,6 +125,25 @@ func (d *driver) drive(ctx context.Context, c *cluster, plans []*plan, cfg Confi
 			fmt.Fprintf(cfg.Log, "soak: %4.0fs: %d/%d started\n", time.Since(begin).Seconds(), l.started.Load(), len(plans))
 		}
 	}
+}
+
+// instStream is the stream of instance messages (natsjs.Names.InstanceStream).
+const instStream = "JETFLOW_INST"
+
+// instLeader returns the node (1..3) leading the instance stream, 0 if it cannot tell.
+func (d *driver) instLeader(ctx context.Context) int {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := d.js.Stream(ctx, instStream)
+	if err != nil {
+		return 0
+	}
+	info, err := st.Info(ctx)
+	if err != nil || info.Cluster == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimPrefix(info.Cluster.Leader, nodeNamePrefix))
+	return n
 }
 
 // check verifies the instances, counts the activity executions and reads the dead letters.
@@ -147,6 +169,6 @@ func (d *driver) check(ctx context.Context, c *cluster, plans []*plan, res *Resu
 	for ch := range channels {
 		res.Sent[ch] = d.s.sent[ch].Load()
 	}
-	res.Retries, res.Resent, res.Gone = d.s.retries.Load(), d.s.resent.Load(), d.s.gone.Load()
+	res.Retries, res.Resent, res.ResentDup, res.Gone = d.s.retries.Load(), d.s.resent.Load(), d.s.resentDup.Load(), d.s.gone.Load()
 	return nil
 }
