@@ -108,15 +108,16 @@ func (x *chaos) killWorkers(ctx context.Context, begin time.Time) {
 			continue // it is stopped
 		}
 		w := x.c.workers[i]
-		if err := w.kill(); err != nil {
-			x.fail(err)
+		cmd, err := w.kill()
+		if err != nil {
+			x.fail(err) // it had exited on its own: its supervisor restarts it
 		} else {
 			x.note(begin, "SIGKILL %s", w.name)
 			x.kills++
-		}
-		time.Sleep(restartAfter)
-		if err := w.start(); err != nil {
-			x.fail(err)
+			time.Sleep(restartAfter)
+			if err := w.restart(cmd); err != nil {
+				x.fail(err)
+			}
 		}
 		x.busy[i].Unlock()
 	}
@@ -130,13 +131,14 @@ func (x *chaos) restartNode(ctx context.Context, begin time.Time) {
 		i, what = x.intn(len(x.c.nodes)), "leader unknown"
 	}
 	n := x.c.nodes[i]
-	if err := n.kill(); err != nil {
+	cmd, err := n.kill()
+	if err != nil {
 		x.fail(err)
 		return
 	}
 	x.note(begin, "SIGKILL %s (%s)", n.name, what)
 	time.Sleep(natsDowntime)
-	if err := n.start(); err != nil {
+	if err := n.restart(cmd); err != nil {
 		x.fail(err)
 		return
 	}

@@ -199,12 +199,12 @@ func (c *cluster) stopAll() {
 	}
 }
 
-// exitedServices names the processes that have exited although nobody killed them.
-func (c *cluster) exitedServices() []string {
+// crashes lists the runs of processes that exited although nobody killed or stopped them.
+func (c *cluster) crashes() []string {
 	var out []string
 	for _, p := range append(append([]*proc{c.raiser, c.api}, c.workers...), c.nodes...) {
-		if p != nil && !p.running() {
-			out = append(out, p.name)
+		if p != nil {
+			out = append(out, p.crashReports()...)
 		}
 	}
 	return out

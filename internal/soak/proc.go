@@ -27,6 +27,10 @@ type proc struct {
 	runs   int
 	logs   []string
 	since  time.Time // when the current run started
+	// expected is set when the current run is killed or stopped on purpose; stopping when the
+	// process is being stopped for good.
+	expected, stopping bool
+	crashes            []string
 }
 
 func newProc(name, dir string, env []string, args ...string) *proc {
@@ -37,6 +41,21 @@ func newProc(name, dir string, env []string, args ...string) *proc {
 func (p *proc) start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.startLocked()
+}
+
+// restart starts a new run if the current one is still cmd (so that a supervisor and a fault
+// injector restarting the same exit start one run), unless the process is being stopped.
+func (p *proc) restart(cmd *exec.Cmd) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != cmd || p.stopping {
+		return nil
+	}
+	return p.startLocked()
+}
+
+func (p *proc) startLocked() error {
 	p.runs++
 	logPath := filepath.Join(p.dir, fmt.Sprintf("%s.%d.log", p.name, p.runs))
 	f, err := os.Create(logPath)
@@ -52,13 +71,39 @@ func (p *proc) start() error {
 		return fmt.Errorf("starting %s: %w", p.name, err)
 	}
 	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	p.cmd, p.exited, p.since = cmd, exited, time.Now()
+	p.cmd, p.exited, p.since, p.expected = cmd, exited, time.Now(), false
 	p.logs = append(p.logs, logPath)
+	go p.watch(cmd, exited, p.runs, logPath)
 	return nil
+}
+
+// watch waits for a run to exit. An exit nobody asked for is recorded as a crash, and the
+// process is started again a second later, as a supervisor (Kubernetes) would.
+func (p *proc) watch(cmd *exec.Cmd, exited chan struct{}, run int, logPath string) {
+	err := cmd.Wait()
+	p.mu.Lock()
+	crashed := p.cmd == cmd && !p.expected
+	if crashed {
+		p.crashes = append(p.crashes, fmt.Sprintf("%s run %d (%s) exited on its own (%v); its last line: %s",
+			p.name, run, filepath.Base(logPath), err, tail(logPath, 1)))
+	}
+	p.mu.Unlock()
+	close(exited)
+	if crashed {
+		time.Sleep(time.Second)
+		if err := p.restart(cmd); err != nil {
+			p.mu.Lock()
+			p.crashes = append(p.crashes, err.Error())
+			p.mu.Unlock()
+		}
+	}
+}
+
+// crashReports returns the crashes recorded so far.
+func (p *proc) crashReports() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.crashes...)
 }
 
 // current returns the running command, its exit channel and its log.
@@ -97,19 +142,29 @@ func (p *proc) signal(sig syscall.Signal) error {
 	return nil
 }
 
-// kill SIGKILLs the process and waits until it has exited.
-func (p *proc) kill() error {
-	if err := p.signal(syscall.SIGKILL); err != nil {
-		return err
+// kill SIGKILLs the process, waits until it has exited and returns the run it killed.
+func (p *proc) kill() (*exec.Cmd, error) {
+	p.mu.Lock()
+	cmd, exited := p.cmd, p.exited
+	p.expected = true
+	p.mu.Unlock()
+	if cmd == nil {
+		return nil, fmt.Errorf("%s is not running", p.name)
 	}
-	_, exited, _ := p.current()
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return cmd, fmt.Errorf("killing %s: %w", p.name, err)
+	}
 	<-exited
-	return nil
+	return cmd, nil
 }
 
-// stop ends the process: SIGCONT (in case it is stopped) and SIGTERM, then SIGKILL after grace.
+// stop ends the process for good: SIGCONT (in case it is stopped) and SIGTERM, then SIGKILL
+// after grace.
 func (p *proc) stop(grace time.Duration) {
-	cmd, exited, _ := p.current()
+	p.mu.Lock()
+	cmd, exited := p.cmd, p.exited
+	p.expected, p.stopping = true, true
+	p.mu.Unlock()
 	if cmd == nil {
 		return
 	}

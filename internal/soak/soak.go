@@ -50,7 +50,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	res.Chaos = x
-	res.Exited = c.exitedServices()
+	res.Crashes = c.crashes()
 	res.Duration = time.Since(began)
 	return res, nil
 }

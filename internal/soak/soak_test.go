@@ -104,3 +104,39 @@ func TestMarkBad(t *testing.T) {
 		}
 	}
 }
+
+func TestProcCrashIsRecordedAndRestarted(t *testing.T) {
+	dir := t.TempDir()
+	crash := newProc("crash", dir, nil, "/bin/sh", "-c", "echo bye; exit 3")
+	if err := crash.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer crash.stop(time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(crash.allLogs()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := crash.crashReports()
+	if len(got) == 0 || !strings.Contains(got[0], "exited on its own") || !strings.Contains(got[0], "bye") {
+		t.Fatalf("crashes %q", got)
+	}
+	if len(crash.allLogs()) < 2 {
+		t.Fatal("not restarted")
+	}
+
+	killed := newProc("killed", dir, nil, "/bin/sh", "-c", "sleep 30")
+	if err := killed.start(); err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := killed.kill()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := killed.restart(cmd); err != nil {
+		t.Fatal(err)
+	}
+	killed.stop(time.Second)
+	if c := killed.crashReports(); len(c) > 0 || len(killed.allLogs()) != 2 {
+		t.Fatalf("a killed and stopped process: crashes %q, runs %d", c, len(killed.allLogs()))
+	}
+}
