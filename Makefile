@@ -18,7 +18,7 @@ BENCHIDLE  ?= 100000
 # embeds and tests against).
 NATS_SERVER ?= bin/nats-server
 
-.PHONY: build run test bench bench-idle bench-go lint conf-check nats cluster cluster-stop clean
+.PHONY: build run test bench bench-idle bench-go lint conf-check nats cluster cluster-stop soak clean
 
 ## build: the jetflow binary in bin/
 build:
@@ -75,6 +75,15 @@ cluster: build
 ## cluster-stop: stop what make cluster left running (if its terminal went away)
 cluster-stop:
 	scripts/cluster.sh stop
+
+## soak: the chaos soak test (internal/soak, not part of make test): a 3-node cluster, 3 workers,
+## the api and the raiser as processes; SOAK_N instances (2000) while workers are SIGKILLed, a
+## server restarted and a worker SIGSTOPped past its lease for SOAK_SECONDS (120); data in
+## .jetflow/soak. The last line is the verdict; README: Soak
+soak: build
+	$(GO) build -o $(NATS_SERVER) github.com/nats-io/nats-server/v2
+	$(GO) build -o bin/jetflow-soak ./cmd/jetflow-soak
+	NATS_SERVER_BIN=$(NATS_SERVER) JETFLOW_BIN=$(BIN) bin/jetflow-soak
 
 ## clean: remove build output (the dev data in ./.jetflow stays; rm -rf .jetflow resets it)
 clean:

@@ -71,30 +71,40 @@ func Stock(ctx context.Context, kv jetstream.KeyValue, item string) (int, error)
 	return stock, err
 }
 
+// noLeaderWait is how long updateStock waits before trying again after a request that no
+// stream answered: the bucket has no leader for a few seconds after a server of a cluster dies.
+const noLeaderWait = 250 * time.Millisecond
+
 // updateStock applies change to the stock of item with a compare-and-set on the key's revision,
-// reading again and retrying when another writer got there first. change returns the new stock
-// and whether to write it.
+// reading again and retrying when another writer got there first, or when no stream answered
+// (nothing was read or written then), until ctx ends. change returns the new stock and whether
+// to write it.
 func updateStock(ctx context.Context, kv jetstream.KeyValue, item string, change func(stock int) (int, bool)) error {
 	for range maxConflicts {
 		stock, rev, err := readStock(ctx, kv, item)
-		if err != nil {
-			return err
-		}
-		next, write := change(stock)
-		if !write {
-			return nil
-		}
-		value := []byte(strconv.Itoa(next))
-		if rev == 0 {
-			_, err = kv.Create(ctx, item, value)
-		} else {
-			_, err = kv.Update(ctx, item, value, rev)
+		if err == nil {
+			next, write := change(stock)
+			if !write {
+				return nil
+			}
+			value := []byte(strconv.Itoa(next))
+			if rev == 0 {
+				_, err = kv.Create(ctx, item, value)
+			} else {
+				_, err = kv.Update(ctx, item, value, rev)
+			}
 		}
 		switch {
 		case err == nil:
 			return nil
 		case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyExists):
 			continue // someone else wrote it first: read again
+		case errors.Is(err, jetstream.ErrNoStreamResponse):
+			select { // no leader (a server died): try again shortly
+			case <-ctx.Done():
+				return err
+			case <-time.After(noLeaderWait):
+			}
 		default:
 			return err
 		}
