@@ -53,13 +53,22 @@ func (b *Backend) NextActivityWorkItem(ctx context.Context, names []string) (*ba
 	}
 }
 
-// deliver consumes the tasks of the activities until ctx ends.
+// deliver consumes the tasks of the activities until ctx ends. When setting the consumers up
+// fails (no answer while a stream elects a leader, say), it tries again: a worker never stops on
+// a fault of the network or the servers.
 func (a *activityItems) deliver(ctx context.Context) {
-	err := a.consume(ctx)
-	if err == nil {
-		err = ctx.Err()
+	for {
+		err := a.consume(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		a.b.log.Warn().Err(err).Msg("activity delivery broke off; starting again")
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
 	}
-	a.stopErr = err
+	a.stopErr = ctx.Err()
 	close(a.stopped)
 }
 
