@@ -38,6 +38,8 @@ type Config struct {
 	Concurrency         int
 	ActivityConcurrency int
 	HealthAddr          string
+	// Retention is how long ended instances are kept before the workers purge them; 0 keeps them.
+	Retention time.Duration
 
 	// Embedded server (dev).
 	Data       string
@@ -82,6 +84,7 @@ var (
 	setConcurrency = setting{"concurrency", "JETFLOW_CONCURRENCY"}
 	setActConc     = setting{"activity-concurrency", "JETFLOW_ACTIVITY_CONCURRENCY"}
 	setHealthAddr  = setting{"health-addr", "JETFLOW_HEALTH_ADDR"}
+	setRetention   = setting{"retention", "JETFLOW_RETENTION"}
 	setData        = setting{"data", "JETFLOW_DATA"}
 	setNATSListen  = setting{"nats-listen", "JETFLOW_NATS_LISTEN"}
 )
@@ -143,6 +146,13 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	num(setConcurrency, &c.Concurrency)
 	num(setActConc, &c.ActivityConcurrency)
 	str(setHealthAddr, &c.HealthAddr)
+	if v := getenv(setRetention.env); v != "" {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			errs = append(errs, configErr(setRetention, "must be a duration such as 720h, got %q", v))
+		}
+		c.Retention = d
+	}
 	str(setData, &c.Data)
 	str(setNATSListen, &c.NATSListen)
 	return c, errors.Join(errs...)
@@ -161,6 +171,7 @@ func (c Config) backendOptions() []configured[natsjs.Option] {
 		{setReplicas, natsjs.WithReplicas(c.Replicas)},
 		{setPartitions, natsjs.WithPartitions(c.Partitions)},
 		{setActConc, natsjs.WithActivityConcurrency(c.ActivityConcurrency)},
+		{setRetention, natsjs.WithRetention(c.Retention)},
 	}
 }
 
@@ -224,6 +235,7 @@ func (c *Config) workerFlags(fs *flag.FlagSet, withReplicas bool) {
 	fs.IntVar(&c.CacheSize, setCacheSize.flag, c.CacheSize, usageFor(setCacheSize, "running instances kept in memory between turns; 0 replays every turn"))
 	fs.IntVar(&c.Concurrency, setConcurrency.flag, c.Concurrency, usageFor(setConcurrency, "instances running a turn at once"))
 	fs.IntVar(&c.ActivityConcurrency, setActConc.flag, c.ActivityConcurrency, usageFor(setActConc, "activities running at once"))
+	fs.DurationVar(&c.Retention, setRetention.flag, c.Retention, usageFor(setRetention, "purge ended instances this `long` after they ended, e.g. 720h (default 0: keep them)"))
 }
 
 // healthFlags adds --health-addr.

@@ -228,11 +228,27 @@ func (b *Backend) PurgeInstance(ctx context.Context, id string) error {
 	if !cur.Status.IsTerminal() {
 		return fmt.Errorf("purging %q: %w (status %s)", id, backend.ErrInstanceNotEnded, cur.Status)
 	}
-	idTok, _ := b.idToken(id)
+	return b.purge(ctx, id, cur)
+}
+
+// purge deletes ended instance id, whose state cur was just read: its scheduled timers and
+// purge, its leftover results and timers in the inbox, and its records up to cur (a start
+// recorded since, a new generation, stays; so do its leftover events and starts in the inbox,
+// which workers discard or apply).
+func (b *Backend) purge(ctx context.Context, id string, cur *storedState) error {
+	idTok, err := b.idToken(id)
+	if err != nil {
+		return err
+	}
 	if err := b.inst.Purge(ctx, jetstream.WithPurgeSubject(b.names.ScheduleFilter(idTok))); err != nil {
 		return fmt.Errorf("purging timers of %q: %w", id, err)
 	}
-	// Up to the record read: a start recorded since (a new generation) stays.
+	for _, kind := range []backend.MessageKind{backend.KindResult, backend.KindTimer} {
+		filter := b.names.StoredInstanceKindFilter(idTok, string(kind))
+		if err := b.inst.Purge(ctx, jetstream.WithPurgeSubject(filter)); err != nil {
+			return fmt.Errorf("purging the leftover %s messages of %q: %w", kind, id, err)
+		}
+	}
 	err = b.hist.Purge(ctx, jetstream.WithPurgeSubject(b.names.HistorySubject(idTok)), jetstream.WithPurgeSequence(cur.Revision+1))
 	if err != nil {
 		return fmt.Errorf("purging the records of %q: %w", id, err)

@@ -337,6 +337,9 @@ func (b *Backend) publishTurn(ctx context.Context, turn *turnRecord) error {
 		}
 		msgs = append(msgs, msg)
 	}
+	if b.opts.retention > 0 && turn.State.Status.IsTerminal() {
+		msgs = append(msgs, b.purgeSchedule(idTok, turn))
+	}
 	if err := b.publishAll(ctx, msgs); err != nil {
 		return fmt.Errorf("publishing tasks of %q: %w", turn.InstanceID, err)
 	}

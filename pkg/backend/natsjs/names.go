@@ -261,6 +261,12 @@ func (n Names) StoredInstanceFilter(idTok string) string {
 	return n.prefix + ".part.*." + idTok + ".>"
 }
 
+// StoredInstanceKindFilter returns the wildcard subject of the stored messages of one kind of the
+// instance whose encoded ID is idTok, e.g. "jetflow.part.*.order-42.result".
+func (n Names) StoredInstanceKindFilter(idTok, kind string) string {
+	return n.prefix + ".part.*." + idTok + "." + kind
+}
+
 // PartitionOf returns the partition the server files the instance whose encoded ID is idTok
 // under: FNV-1a (32 bit) of idTok modulo partitions, as the {{partition}} transform computes it.
 func PartitionOf(idTok string, partitions int) int {
@@ -305,6 +311,12 @@ func (n Names) PublishedSubject(stored string) string {
 // "jetflow.sched.order-42.3.7".
 func (n Names) ScheduleSubject(idTok string, gen uint64, taskID int) string {
 	return n.prefix + ".sched." + idTok + "." + strconv.FormatUint(gen, 10) + "." + strconv.Itoa(taskID)
+}
+
+// PurgeScheduleSubject returns the subject of the scheduled purge of the ended instance whose
+// encoded ID is idTok (WithRetention), e.g. "jetflow.sched.order-42.purge".
+func (n Names) PurgeScheduleSubject(idTok string) string {
+	return n.prefix + ".sched." + idTok + "." + kindPurge
 }
 
 // ActivitySubject returns the subject of tasks for the activity whose

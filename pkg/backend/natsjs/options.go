@@ -27,6 +27,7 @@ const (
 	MaxPartitions              = 1024                               // WithPartitions
 	DefaultLeaseTTL            = 4 * time.Second                    // WithLeaseTTL
 	MinLeaseTTL                = 400 * time.Millisecond             // WithLeaseTTL
+	MinRetention               = time.Second                        // WithRetention (0: off, the default)
 )
 
 // Settings without options.
@@ -52,6 +53,7 @@ type options struct {
 	deadLetterAge   time.Duration
 	partitions      int
 	leaseTTL        time.Duration
+	retention       time.Duration // 0: ended instances are kept
 	log             zerolog.Logger
 }
 
@@ -193,6 +195,19 @@ func WithLeaseTTL(d time.Duration) Option {
 			return fmt.Errorf("%w: lease TTL must be >= %s, got %s", ErrInvalidOption, MinLeaseTTL, d)
 		}
 		o.leaseTTL = d
+		return nil
+	}
+}
+
+// WithRetention makes the workers of this backend purge every instance that ends d after it
+// ended (retention.go), unless it was started again meanwhile; 0, the default, keeps ended
+// instances until they are purged by hand. Set it on the workers' backends.
+func WithRetention(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 || (d > 0 && d < MinRetention) {
+			return fmt.Errorf("%w: retention must be 0 (off) or >= %s, got %s", ErrInvalidOption, MinRetention, d)
+		}
+		o.retention = d
 		return nil
 	}
 }

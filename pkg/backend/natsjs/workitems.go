@@ -229,6 +229,11 @@ func (w *workItems) take(ctx context.Context, id string) (*backend.Orchestration
 	w.mu.Unlock()
 	msgs, superseded := dedupBySeq(msgs)
 	w.held.remove(superseded)
+	msgs = w.takePurges(ctx, id, msgs)
+	if len(msgs) == 0 {
+		w.release(id, nil)
+		return nil, nil
+	}
 
 	item, err := w.build(ctx, id, msgs, fresh, readInbox)
 	if err != nil {
