@@ -18,7 +18,7 @@ BENCHIDLE  ?= 100000
 # embeds and tests against).
 NATS_SERVER ?= bin/nats-server
 
-.PHONY: build run test bench bench-idle bench-go lint conf-check nats cluster cluster-stop soak clean
+.PHONY: build run test fuzz bench bench-idle bench-go lint conf-check nats cluster cluster-stop soak clean
 
 ## build: the jetflow binary in bin/
 build:
@@ -38,6 +38,24 @@ test:
 	@if [ -z "$(RACE)" ]; then echo "note: no cgo/C compiler, testing without -race"; fi
 	$(GO) test $(RACE) -count=1 -timeout 10m ./...
 	JETFLOW_TEST_CACHE_SIZE=0 $(GO) test $(RACE) -count=1 -timeout 5m $(E2E_PKGS)
+
+# make fuzz: each fuzz target runs for FUZZTIME, one after another (go test -fuzz takes one target
+# of one package at a time). Findings are written to the package's testdata/fuzz/<target>/, which
+# plain go test (make test) then runs as a regression test.
+FUZZTIME ?= 60s
+FUZZ_TARGETS ?= \
+	./pkg/history:FuzzDecodeEvent \
+	./pkg/backend:FuzzEventID ./pkg/backend:FuzzContinuation \
+	./pkg/backend/natsjs:FuzzDecodeRecord ./pkg/backend/natsjs:FuzzInstanceSubject \
+	./pkg/backend/natsjs:FuzzParseSubject ./pkg/backend/natsjs:FuzzTokenRoundTrip \
+	./pkg/engine:FuzzMessageEvent ./pkg/httpapi:FuzzHTTPRequest ./pkg/raiser:FuzzParse
+
+## fuzz: every fuzz target for FUZZTIME (default 60s) each, one at a time
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; echo "== $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 ## bench: every workload of jetflow bench once, one JSON line each (README: Benchmarks)
 bench:

@@ -265,7 +265,9 @@ func DecodeContinuation(tok string) (string, error) {
 	if tok == "" {
 		return "", nil
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	// Strict: the unused bits of the last character must be zero, so that the one token
+	// EncodeContinuation gives is the only one accepted for an ID ("QR" is not "QQ").
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(tok)
 	if err != nil || len(raw) == 0 || !utf8.Valid(raw) {
 		return "", fmt.Errorf("%w: %q", ErrBadContinuationToken, tok)
 	}

@@ -4,9 +4,12 @@ package engine
 // to event").
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/history"
@@ -26,7 +29,7 @@ func messageEvent(now time.Time, m backend.WorkMessage, generation func() uint64
 		if !json.Valid(data) {
 			return nil, fmt.Sprintf("data of event %q is not valid JSON", m.EventName)
 		}
-		ev := history.NewEventRaised(now, m.EventName, data, m.MsgID)
+		ev := history.NewEventRaised(now, m.EventName, data, storedString(m.MsgID))
 		return &ev, ""
 	case backend.KindResult:
 		return resultEvent(now, m.Data, generation)
@@ -71,14 +74,21 @@ func resultEvent(now time.Time, data []byte, generation func() uint64) (*history
 	return &ev, ""
 }
 
+// requestReason is the reason carried by the body of a terminate, suspend, resume or rewind
+// message: a TerminateRequest object's, or else the whole body as plain text. Only a JSON object
+// is read as a TerminateRequest: a body such as `null` is a reason of its own.
+func requestReason(data []byte) string {
+	var req backend.TerminateRequest
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) > 0 && t[0] == '{' && json.Unmarshal(data, &req) == nil {
+		return req.Reason
+	}
+	return string(data)
+}
+
 // controlEvent is the event of a terminate, suspend or resume message; its body is a
 // TerminateRequest, or else the reason as plain text.
 func controlEvent(now time.Time, kind backend.MessageKind, data []byte) history.Event {
-	reason := string(data)
-	var req backend.TerminateRequest
-	if json.Unmarshal(data, &req) == nil {
-		reason = req.Reason
-	}
+	reason := requestReason(data)
 	switch kind {
 	case backend.KindTerminate:
 		return history.NewExecutionTerminated(now, reason)
@@ -86,4 +96,22 @@ func controlEvent(now time.Time, kind backend.MessageKind, data []byte) history.
 		return history.NewExecutionSuspended(now, reason)
 	}
 	return history.NewExecutionResumed(now, reason)
+}
+
+// storedString returns s as it reads back from a stored history: JSON encoding writes each byte
+// of s that is not valid UTF-8 as U+FFFD. An event ID comes from a header, which may hold any
+// bytes; the executor deduplicates by the IDs of the events it applies, so an ID must be the
+// same in the event applied now and in the one replayed from storage later (else a worker that
+// replays the history could apply a repeated event again, or drop an event it applied before).
+func storedString(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:]) // (RuneError, 1) for each invalid byte
+		b.WriteRune(r)
+		i += size
+	}
+	return b.String()
 }

@@ -87,12 +87,7 @@ func (b *turnBuilder) addRewind(ctx context.Context, m backend.WorkMessage) bool
 		b.applied++
 		return true
 	}
-	reason := string(m.Data)
-	var req backend.TerminateRequest
-	if json.Unmarshal(m.Data, &req) == nil {
-		reason = req.Reason
-	}
-	exec, ev, err := durable.PrepareRewind(w.reg, b.id, log, past, b.now, reason)
+	exec, ev, err := durable.PrepareRewind(w.reg, b.id, log, past, b.now, requestReason(m.Data))
 	if err != nil {
 		log.Error().Err(err).Msg("replay for the rewind failed; the instance fails again")
 	}

@@ -56,7 +56,11 @@
 //     would be more precise, but we keep the reference's behaviour). Ended instances are replaced.
 //   - Instance IDs follow jetflow's rule (history.CheckName: 1..256 characters, UTF-8, no control
 //     characters), not Durable Functions' (which also forbids '/', '\', '#', '?' and a leading
-//     '@'). IDs are path-escaped in the URIs we return and unescaped from request paths.
+//     '@'). IDs are path-escaped in the URIs we return and unescaped from request paths. The IDs
+//     (and names) "." and ".." cannot be addressed over HTTP: path escaping leaves them as they
+//     are, and http.ServeMux answers a path with such a segment with a redirect to the cleaned
+//     path, or 404 if that is no endpoint (FuzzHTTPRequest checks that these are the only
+//     redirects).
 //   - Purging an instance that has not ended returns 200 {"instancesDeleted":0}, which is what
 //     the Durable Functions code does (the HTTP layer does not check; the provider deletes nothing).
 //   - The status object has an extra field "waitingFor" (events, timers, activities and

@@ -33,9 +33,12 @@ func (a *api) startWithEvent(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "BadRequest", "Only application/json request content is supported")
 			return
 		}
+		// json.Valid first: Decode reads one value and dec.More() is false before a stray '}'
+		// or ']', so `{}}` would pass; and only an object will do (`null` decodes into the
+		// struct without error).
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil || dec.More() {
+		if !json.Valid(body) || bytes.TrimSpace(body)[0] != '{' || dec.Decode(&req) != nil {
 			writeError(w, http.StatusBadRequest, "BadRequest", `the body must be a JSON object with optional fields "input" and "eventData"`)
 			return
 		}

@@ -40,6 +40,7 @@ import (
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
+	"github.com/jetflow-dev/jetflow/pkg/history"
 )
 
 const (
@@ -280,7 +281,7 @@ func (q Queue) withStreamAndConsumer() (Queue, error) {
 }
 
 // withEventData returns q with its data (for an event: null unless given) copied, or an error
-// for data without an event, an event name with control characters, or data that is not JSON.
+// for data without an event, an event name that RaiseEvent refuses, or data that is not JSON.
 func (q Queue) withEventData() (Queue, error) {
 	if q.Event == "" {
 		if len(q.Data) > 0 {
@@ -288,8 +289,10 @@ func (q Queue) withEventData() (Queue, error) {
 		}
 		return q, nil
 	}
-	if !utf8.ValidString(q.Event) || strings.IndexFunc(q.Event, isControl) >= 0 {
-		return q, invalid("queue %q: event name %q", q.Name, q.Event)
+	// The rule RaiseEvent applies (history.CheckName): an event it would refuse would make
+	// every message of the queue a dead letter.
+	if err := history.CheckName("event name", q.Event); err != nil {
+		return q, invalid("queue %q: %v", q.Name, err)
 	}
 	if len(q.Data) == 0 {
 		q.Data = json.RawMessage("null")
@@ -300,8 +303,6 @@ func (q Queue) withEventData() (Queue, error) {
 	q.Data = append(json.RawMessage(nil), q.Data...)
 	return q, nil
 }
-
-func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }
 
 // Config returns the configuration with its defaults filled in.
 func (r *Raiser) Config() Config { return r.cfg }
@@ -573,18 +574,14 @@ func (r *Raiser) handle(ctx context.Context, q Queue, msg jetstream.Msg, log zer
 		err = r.client.RaiseEvent(rctx, ev.instanceID, ev.name, ev.data, engine.WithEventID(ev.id))
 		cancel()
 	}
-	var perm *permanentError
-	switch {
-	case err == nil:
+	switch outcomeOf(err) {
+	case raised:
 		r.raised.Add(1)
 		log.Debug().Msg("raised")
 		r.ack(ctx, msg, log)
-	case errors.As(err, &perm):
-		r.deadLetter(ctx, q, msg, meta, perm.reason, log)
-	case errors.Is(err, engine.ErrInvalidName), errors.Is(err, engine.ErrBadPayload),
-		errors.Is(err, engine.ErrPayloadTooLarge):
+	case unraisable:
 		r.deadLetter(ctx, q, msg, meta, err.Error(), log)
-	case errors.Is(err, engine.ErrInstanceNotFound), errors.Is(err, engine.ErrInstanceEnded):
+	case unknownInstance:
 		reason := fmt.Sprintf("raising %q on %q: %v", ev.name, ev.instanceID, err)
 		if r.cfg.OnUnknown == OnUnknownDrop {
 			r.dropped.Add(1)
@@ -596,6 +593,31 @@ func (r *Raiser) handle(ctx context.Context, q Queue, msg jetstream.Msg, log zer
 	default:
 		r.retry(ctx, msg, err, log)
 	}
+}
+
+// outcome is what becomes of a message, by the error of its parse or raise.
+type outcome int
+
+const (
+	raised          outcome = iota // acked
+	unraisable                     // it never can be: dead-lettered and acked
+	unknownInstance                // the instance does not exist or has ended: by Config.OnUnknown
+	transient                      // nak'ed, to be tried again
+)
+
+// outcomeOf classifies err, which parse or RaiseEvent returned (nil: raised).
+func outcomeOf(err error) outcome {
+	var perm *permanentError
+	switch {
+	case err == nil:
+		return raised
+	case errors.As(err, &perm), errors.Is(err, engine.ErrInvalidName), errors.Is(err, engine.ErrBadPayload),
+		errors.Is(err, engine.ErrPayloadTooLarge):
+		return unraisable
+	case errors.Is(err, engine.ErrInstanceNotFound), errors.Is(err, engine.ErrInstanceEnded):
+		return unknownInstance
+	}
+	return transient
 }
 
 func (r *Raiser) ack(ctx context.Context, msg jetstream.Msg, log zerolog.Logger) {

@@ -120,7 +120,9 @@ func testEngineEvents(t *testing.T, b backend.Backend) {
 		t.Fatal(err)
 	}
 	waitFor(t, c, "ev", "waiting", waitingFor("Item"))
-	if err := c.RaiseEvent(ctx, "ev", "Item", 2); err != nil {
+	// A start-with-event for the running instance: the start is ignored (input 2 stays) and
+	// the event is raised on it.
+	if _, err := c.StartWithEvent(ctx, "Collect", engine.Event{Name: "Item", Data: 2}, engine.WithInstanceID("ev"), engine.WithInput(9)); err != nil {
 		t.Fatal(err)
 	}
 	wantOutput(t, waitFor(t, c, "ev", "ended", ended), "[2,4]")

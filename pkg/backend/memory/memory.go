@@ -139,6 +139,12 @@ func (b *Backend) CreateInstance(ctx context.Context, req backend.StartRequest) 
 	case inst.state.StartID == req.StartID:
 		return nil
 	case !inst.state.Status.IsTerminal():
+		if req.Event != nil {
+			// A start-with-event delivers its event to the running generation: its start
+			// message is queued anyway and the worker raises the event (as natsjs, which
+			// publishes every start message before it records the start).
+			b.enqueue(backend.Message{InstanceID: req.InstanceID, Kind: backend.KindStart, Data: data})
+		}
 		return fmt.Errorf("starting %q: %w (status %s)", req.InstanceID, backend.ErrInstanceExists, inst.state.Status)
 	}
 	s := &inst.state

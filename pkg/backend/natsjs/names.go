@@ -284,9 +284,12 @@ func (n Names) ParseStoredSubject(subject string) (partition int, id, kind, name
 		return 0, "", "", "", &history.NameError{What: "subject", Name: subject, Reason: fmt.Sprintf("does not start with %q", n.prefix+".part.")}
 	}
 	ptok, rest, _ := strings.Cut(rest, ".")
+	// The server writes the partition in decimal without sign or leading zeros; any other
+	// spelling ("03", "+3") is not a subject it stores, and accepting it would let two subjects
+	// parse to one.
 	p, perr := strconv.Atoi(ptok)
-	if perr != nil || p < 0 {
-		return 0, "", "", "", &history.NameError{What: "subject", Name: subject, Reason: fmt.Sprintf("partition %q is not a number", ptok)}
+	if perr != nil || p < 0 || strconv.Itoa(p) != ptok {
+		return 0, "", "", "", &history.NameError{What: "subject", Name: subject, Reason: fmt.Sprintf("partition %q is not a number in canonical decimal", ptok)}
 	}
 	id, kind, name, err = parseInstanceTokens(subject, rest)
 	return p, id, kind, name, err
