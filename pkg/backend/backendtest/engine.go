@@ -121,9 +121,9 @@ func testEngineEvents(t *testing.T, b backend.Backend) {
 	}
 	waitFor(t, c, "ev", "waiting", waitingFor("Item"))
 	// A start-with-event for the running instance: the start is ignored (input 2 stays) and
-	// the event is raised on it.
-	if _, err := c.StartWithEvent(ctx, "Collect", engine.Event{Name: "Item", Data: 2}, engine.WithInstanceID("ev"), engine.WithInput(9)); err != nil {
-		t.Fatal(err)
+	// the event is raised on it; the caller is told that the instance exists.
+	if _, err := c.StartWithEvent(ctx, "Collect", engine.Event{Name: "Item", Data: 2}, engine.WithInstanceID("ev"), engine.WithInput(9)); !errors.Is(err, engine.ErrInstanceExists) {
+		t.Fatalf("start-with-event on a running instance: %v, want ErrInstanceExists", err)
 	}
 	wantOutput(t, waitFor(t, c, "ev", "ended", ended), "[2,4]")
 	if err := c.RaiseEvent(ctx, "ev", "Item", 3); !errors.Is(err, engine.ErrInstanceEnded) {
