@@ -35,6 +35,21 @@ func withClient(ctx context.Context, env *Env, cfg Config, timeout time.Duration
 	return fn(ctx, cc.client)
 }
 
+// withBackend is withClient for the operator commands, which use the natsjs backend itself.
+func withBackend(ctx context.Context, env *Env, cfg Config, fn func(context.Context, *natsjs.Backend) error) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
+	defer cancel()
+	cc, err := openClient(ctx, cfg, newLogger(env.Stderr, cfg.logLevel()))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	return fn(ctx, cc.backend)
+}
+
 // checkID reports an instance ID that cannot be used, before connecting (exit code 2).
 func checkID(id string) error {
 	if _, err := natsjs.EncodeInstanceID(id); err != nil {

@@ -59,8 +59,9 @@ func connect(c Config, name string, log zerolog.Logger, extra ...nats.Option) (*
 
 // clientConn is an open connection with a client over it.
 type clientConn struct {
-	nc     *nats.Conn
-	client *engine.Client
+	nc      *nats.Conn
+	backend *natsjs.Backend
+	client  *engine.Client
 }
 
 func (cc *clientConn) Close() { cc.nc.Close() }
@@ -83,7 +84,7 @@ func openClient(ctx context.Context, c Config, log zerolog.Logger) (*clientConn,
 		nc.Close()
 		return nil, err
 	}
-	return &clientConn{nc: nc, client: engine.NewClient(b)}, nil
+	return &clientConn{nc: nc, backend: b, client: engine.NewClient(b)}, nil
 }
 
 // connectService connects a long-running service (worker, api, raiser) that reconnects for ever,

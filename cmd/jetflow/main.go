@@ -42,6 +42,8 @@ var commands = []command{
 	{"restart", "start an instance's orchestrator again with its input", runRestart},
 	{"rewind", "rerun the failed tasks of a failed instance and carry on", runRewind},
 	{"subject", "print the NATS subject that raises an event on an instance", runSubject},
+	{"cluster", "show the workers, partition owners, consumer lag and dead letters", runCluster},
+	{"dlq", "list, show, replay or delete dead letters", runDLQ},
 	{"bench", "run the benchmark workloads and print one JSON line per result", runBench},
 	{"conf-check", "check NATS server configuration files", runConfCheck},
 	{"version", "print the version", runVersion},
