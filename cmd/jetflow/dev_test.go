@@ -81,7 +81,7 @@ func testDevConcurrentStarts(t *testing.T, c devCLI) {
 			t.Fatalf("%s: %d starts succeeded, want exactly 1", what, ok)
 		}
 	}
-	input := `{"amountCents": 3, "requester": "cy"}`
+	input := `{"amountCents": 500000, "requester": "cy"}` // large enough to wait for approval
 	race("new ID", "start", "BudgetApproval", "--id", "cli-race", "--input", input)
 	examplestack.WaitFor(t, c.client, "cli-race", "waiting for Approval", examplestack.WaitingFor("Approval"))
 	c.run(t, 0, "terminate", "cli-race")
