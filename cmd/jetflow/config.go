@@ -40,6 +40,8 @@ type Config struct {
 	HealthAddr          string
 	// Retention is how long ended instances are kept before the workers purge them; 0 keeps them.
 	Retention time.Duration
+	// DrainGrace is how long running activities may go on when the worker is asked to stop.
+	DrainGrace time.Duration
 
 	// Embedded server (dev).
 	Data       string
@@ -59,6 +61,7 @@ func DefaultConfig() Config {
 		CacheSize:           engine.DefaultCacheSize,
 		Concurrency:         engine.DefaultConcurrency,
 		ActivityConcurrency: engine.DefaultActivityConcurrency,
+		DrainGrace:          engine.DefaultDrainGrace,
 		Data:                "./.jetflow",
 		NATSListen:          local,
 	}
@@ -85,6 +88,7 @@ var (
 	setActConc     = setting{"activity-concurrency", "JETFLOW_ACTIVITY_CONCURRENCY"}
 	setHealthAddr  = setting{"health-addr", "JETFLOW_HEALTH_ADDR"}
 	setRetention   = setting{"retention", "JETFLOW_RETENTION"}
+	setDrainGrace  = setting{"drain-grace", "JETFLOW_DRAIN_GRACE"}
 	setData        = setting{"data", "JETFLOW_DATA"}
 	setNATSListen  = setting{"nats-listen", "JETFLOW_NATS_LISTEN"}
 )
@@ -146,13 +150,17 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	num(setConcurrency, &c.Concurrency)
 	num(setActConc, &c.ActivityConcurrency)
 	str(setHealthAddr, &c.HealthAddr)
-	if v := getenv(setRetention.env); v != "" {
-		d, err := time.ParseDuration(strings.TrimSpace(v))
-		if err != nil {
-			errs = append(errs, configErr(setRetention, "must be a duration such as 720h, got %q", v))
+	dur := func(s setting, dst *time.Duration) {
+		if v := getenv(s.env); v != "" {
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil {
+				errs = append(errs, configErr(s, "must be a duration such as 30s or 720h, got %q", v))
+			}
+			*dst = d
 		}
-		c.Retention = d
 	}
+	dur(setRetention, &c.Retention)
+	dur(setDrainGrace, &c.DrainGrace)
 	str(setData, &c.Data)
 	str(setNATSListen, &c.NATSListen)
 	return c, errors.Join(errs...)
@@ -182,6 +190,7 @@ func (c Config) workerOptions() []configured[engine.WorkerOption] {
 		{setCacheSize, engine.WithCacheSize(c.CacheSize)},
 		{setConcurrency, engine.WithConcurrency(c.Concurrency)},
 		{setActConc, engine.WithActivityConcurrency(c.ActivityConcurrency)},
+		{setDrainGrace, engine.WithDrainGrace(c.DrainGrace)},
 	}
 }
 
@@ -235,6 +244,7 @@ func (c *Config) workerFlags(fs *flag.FlagSet, withReplicas bool) {
 	fs.IntVar(&c.CacheSize, setCacheSize.flag, c.CacheSize, usageFor(setCacheSize, "running instances kept in memory between turns; 0 replays every turn"))
 	fs.IntVar(&c.Concurrency, setConcurrency.flag, c.Concurrency, usageFor(setConcurrency, "instances running a turn at once"))
 	fs.IntVar(&c.ActivityConcurrency, setActConc.flag, c.ActivityConcurrency, usageFor(setActConc, "activities running at once"))
+	fs.DurationVar(&c.DrainGrace, setDrainGrace.flag, c.DrainGrace, usageFor(setDrainGrace, "on SIGTERM, how `long` running activities may go on before they are handed back"))
 	fs.DurationVar(&c.Retention, setRetention.flag, c.Retention, usageFor(setRetention, "purge ended instances this `long` after they ended, e.g. 720h (default 0: keep them)"))
 }
 

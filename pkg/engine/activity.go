@@ -11,14 +11,15 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
 
-// activityLoop runs one activity after another until the backend stops delivering.
-func (w *Worker) activityLoop(ctx context.Context, names []string) error {
+// activityLoop runs one activity after another until the backend stops delivering (ctx ends).
+// The activities run in running, which outlives ctx by the drain grace period.
+func (w *Worker) activityLoop(ctx, running context.Context, names []string) error {
 	for {
 		item, err := w.b.NextActivityWorkItem(ctx, names)
 		if err != nil {
 			return fmt.Errorf("next activity work item: %w", err)
 		}
-		w.runActivity(ctx, item)
+		w.runActivity(running, item)
 	}
 }
 
@@ -29,7 +30,7 @@ func (w *Worker) runActivity(ctx context.Context, item *backend.ActivityWorkItem
 	log := w.log.With().Str(fieldInstance, task.InstanceID).Str("activity", task.Name).Logger()
 	result := w.activityResult(ctx, task)
 	if ctx.Err() != nil {
-		// Shutting down: another worker runs it.
+		// Stopped and past the drain grace period: another worker runs it.
 		if err := w.b.AbandonActivityWorkItem(context.WithoutCancel(ctx), item, 0); err != nil {
 			log.Warn().Err(err).Msg("handing back an activity")
 		}

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -25,6 +26,7 @@ type workerOptions struct {
 	poisonAfter uint64
 	// maxHistory and maxPending are the limits of limits.go.
 	maxHistory, maxPending int
+	drainGrace             time.Duration
 	// activityConcurrency is how many activities run at once.
 	activityConcurrency int
 	noActivities        bool
@@ -41,6 +43,7 @@ const (
 	DefaultPoisonAfter         = 50                                 // WithPoisonAfter
 	DefaultMaxHistoryEvents    = 50000                              // WithMaxHistoryEvents
 	DefaultMaxPendingTasks     = 10000                              // WithMaxPendingTasks
+	DefaultDrainGrace          = 10 * time.Second                   // WithDrainGrace
 )
 
 // defaultWorkerOptions are the worker's options before WorkerOptions are applied.
@@ -55,6 +58,7 @@ func defaultWorkerOptions() workerOptions {
 		poisonAfter:         DefaultPoisonAfter,
 		maxHistory:          DefaultMaxHistoryEvents,
 		maxPending:          DefaultMaxPendingTasks,
+		drainGrace:          DefaultDrainGrace,
 	}
 }
 
@@ -164,6 +168,21 @@ func WithMaxPendingTasks(n int) WorkerOption {
 			return fmt.Errorf("%w: max pending tasks must be >= 1, got %d", ErrInvalidOption, n)
 		}
 		o.maxPending = n
+		return nil
+	}
+}
+
+// WithDrainGrace sets how long the activities running when the worker is asked to stop (its
+// context ends) may go on to finish (default DefaultDrainGrace, 10s; 0 cancels them at once).
+// The worker takes no new work once asked to stop; turns that have begun always finish. An
+// activity still running after the grace period has its context cancelled and its task handed
+// back, so that another worker runs it.
+func WithDrainGrace(d time.Duration) WorkerOption {
+	return func(o *workerOptions) error {
+		if d < 0 {
+			return fmt.Errorf("%w: drain grace must be >= 0, got %s", ErrInvalidOption, d)
+		}
+		o.drainGrace = d
 		return nil
 	}
 }

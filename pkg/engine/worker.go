@@ -92,9 +92,10 @@ func (w *Worker) Run(parent context.Context) error {
 		}
 	}
 	if names := w.reg.ActivityNames(); !w.opts.noActivities && len(names) > 0 {
+		running := w.drainContext(ctx)
 		for range w.opts.activityConcurrency {
 			wg.Add(1)
-			go func() { defer wg.Done(); fail(w.activityLoop(ctx, names)) }()
+			go func() { defer wg.Done(); fail(w.activityLoop(ctx, running, names)) }()
 		}
 	}
 	wg.Wait()
@@ -105,6 +106,19 @@ func (w *Worker) Run(parent context.Context) error {
 	default:
 		return nil
 	}
+}
+
+// drainContext returns the context activities run in: it ends the drain grace period after ctx.
+func (w *Worker) drainContext(ctx context.Context) context.Context {
+	running, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	context.AfterFunc(ctx, func() {
+		if w.opts.drainGrace == 0 {
+			cancel()
+			return
+		}
+		time.AfterFunc(w.opts.drainGrace, cancel)
+	})
+	return running
 }
 
 // orchestrationLoop runs one turn after another until the backend stops delivering.
