@@ -113,6 +113,9 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend,
 	if b.leases, err = b.leaseBucket(ctx); err != nil {
 		return nil, err
 	}
+	if b.items.deliveries, err = b.deliveryBucket(ctx); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 

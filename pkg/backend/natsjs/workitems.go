@@ -129,12 +129,13 @@ func (b *Backend) NextOrchestrationWorkItem(ctx context.Context) (*backend.Orche
 // NATS failed long enough for a watch to end), it starts again: a worker never stops on a
 // network fault.
 func (w *workItems) deliver(ctx context.Context) {
-	kv, err := w.b.deliveryBucket(ctx)
-	if err != nil {
-		w.b.log.Warn().Err(err).Msg("no delivery bucket: a message that stops workers is counted by each consumer alone")
-	}
-	w.deliveries = kv
 	go w.keepAlive(ctx, w.b.opts.inboxAckWait)
+	var err error
+	if w.deliveries == nil { // a backend from Open
+		if w.deliveries, err = w.b.deliveryBucket(ctx); err != nil {
+			w.b.log.Warn().Err(err).Msg("no delivery bucket: a message that stops workers is counted by each consumer alone")
+		}
+	}
 	for {
 		if w.hooks.SharedInbox {
 			err = w.b.consumeShared(ctx, w.enqueue)
