@@ -12,9 +12,12 @@ package natsjs
 // delivered it before. The engine dead-letters a message whose count passes its limit
 // (backend.WorkMessage.Deliveries). Counting costs a read and a write, only for those items.
 //
-// A worker also keeps the deliveries it holds alive: the inbox's ack wait is short (the lease
-// TTL, so that a delivery lost in a failover comes back within it), and a message that waits
-// longer in this worker's queues, or in a long turn, is extended with InProgress.
+// A worker also keeps the deliveries it holds alive while it makes progress: the inbox's ack wait
+// is short (the lease TTL, so that a delivery lost in a failover comes back within it), and a
+// message that waits longer in this worker's queues, or in a long turn, is extended with
+// InProgress, as long as the worker ended a work item within the last half ack wait. A worker
+// whose every turn is stuck extends nothing, so its messages are delivered again (to another
+// worker, where one may take them).
 
 import (
 	"context"
@@ -120,6 +123,9 @@ type heldDeliveries struct {
 	msgs map[jetstream.Msg]time.Time
 }
 
+// progressed records that the worker ended a work item now.
+func (w *workItems) progressed() { w.lastProgress.Store(time.Now().UnixNano()) }
+
 func (h *heldDeliveries) add(msg jetstream.Msg) {
 	h.mu.Lock()
 	if h.msgs == nil {
@@ -139,10 +145,12 @@ func (h *heldDeliveries) remove(msgs []inboxMessage) {
 	h.mu.Unlock()
 }
 
-// keepAlive extends, until ctx ends, the deliveries held for longer than half the ack wait.
+// keepAlive extends, until ctx ends, the deliveries held for longer than half the ack wait,
+// while the worker makes progress.
 func (w *workItems) keepAlive(ctx context.Context, ackWait time.Duration) {
 	tick := time.NewTicker(ackWait / 4)
 	defer tick.Stop()
+	w.progressed()
 	for {
 		select {
 		case <-ctx.Done():
@@ -150,6 +158,9 @@ func (w *workItems) keepAlive(ctx context.Context, ackWait time.Duration) {
 		case <-tick.C:
 		}
 		now := time.Now()
+		if now.Sub(time.Unix(0, w.lastProgress.Load())) > ackWait/2 {
+			continue // stuck: let the server deliver them again
+		}
 		var due []jetstream.Msg
 		w.held.mu.Lock()
 		for msg, at := range w.held.msgs {

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -71,8 +72,9 @@ type workItems struct {
 	queues map[string]*instanceQueue
 	states map[string]*storedState // last known state of instances, up to stateCacheSize
 
-	held       heldDeliveries     // kept alive until settled (deliveries.go)
-	deliveries jetstream.KeyValue // the delivery bucket; nil if it could not be bound
+	held         heldDeliveries     // kept alive until settled while the worker progresses (deliveries.go)
+	lastProgress atomic.Int64       // when a work item last ended, Unix nanoseconds
+	deliveries   jetstream.KeyValue // the delivery bucket; nil if it could not be bound
 }
 
 // instanceQueue holds an instance's messages that are not in an item yet.
@@ -636,6 +638,7 @@ func (w *workItems) handBack(id string, msgs []inboxMessage, delay time.Duration
 // next item reads the inbox and keeps their order) go back to the front of its queue, and the
 // instance is ready again if it has messages.
 func (w *workItems) release(id string, rest []inboxMessage) {
+	w.progressed()
 	w.mu.Lock()
 	q := w.queues[id]
 	q.out = false
