@@ -271,6 +271,7 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 	}
 	fs := newFlagSet(env, "api", "[flags]", apiAbout)
 	cfg.clientFlags(fs)
+	cfg.healthFlags(fs)
 	ac.flags(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -283,6 +284,10 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	log := newLogger(env.Stderr, cfg.logLevel())
+	reg, m, err := newMetrics()
+	if err != nil {
+		return err
+	}
 
 	nc, js, err := connectService(cfg, "api", log)
 	if err != nil {
@@ -290,11 +295,17 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 	}
 	defer nc.Close()
 	octx, cancel := context.WithTimeout(ctx, clientTimeout)
-	b, err := natsjs.Open(octx, js, natsjs.WithReplicas(cfg.Replicas), natsjs.WithLogger(log.With().Str("component", "natsjs").Logger()))
+	b, err := natsjs.Open(octx, js, natsjs.WithReplicas(cfg.Replicas), natsjs.WithLogger(log.With().Str("component", "natsjs").Logger()),
+		natsjs.WithMetrics(m))
 	cancel()
 	if err != nil {
 		return err
 	}
+	health, err := serveHealth(cfg.HealthAddr, b.Ready, reg, log)
+	if err != nil {
+		return err
+	}
+	defer health.Stop()
 	a, err := startAPI(ac, engine.NewClient(b), log.With().Str("component", "httpapi").Logger())
 	if err != nil {
 		return err

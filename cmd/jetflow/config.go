@@ -250,7 +250,7 @@ func (c *Config) workerFlags(fs *flag.FlagSet, withReplicas bool) {
 
 // healthFlags adds --health-addr.
 func (c *Config) healthFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.HealthAddr, setHealthAddr.flag, c.HealthAddr, usageFor(setHealthAddr, "serve /livez and /readyz on this `address`, e.g. :8081 (default off)"))
+	fs.StringVar(&c.HealthAddr, setHealthAddr.flag, c.HealthAddr, usageFor(setHealthAddr, "serve /livez, /readyz and /metrics (Prometheus) on this `address`, e.g. :8081 (default off)"))
 }
 
 // devFlags adds the embedded server's flags.

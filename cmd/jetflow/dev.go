@@ -13,10 +13,12 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/jetflow-dev/jetflow/activities"
 	"github.com/jetflow-dev/jetflow/internal/natsserver"
+	"github.com/jetflow-dev/jetflow/pkg/metrics"
 	"github.com/jetflow-dev/jetflow/pkg/raiser"
 )
 
@@ -41,6 +43,7 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "dev", "[flags]", devAbout)
 	cfg.devFlags(fs)
 	cfg.workerFlags(fs, false)
+	cfg.healthFlags(fs)
 	cfg.logFlags(fs)
 	apiCfg, err := loadAPIConfig(env.Getenv, "api-")
 	if err != nil {
@@ -84,6 +87,11 @@ type devServer struct {
 	data   string
 	seeded bool
 	api    *apiServer // the HTTP API, if served
+	// reg holds the metrics of the worker, the backend and the raiser (metrics), served on the
+	// health endpoint (health) with /livez and /readyz.
+	reg     *prometheus.Registry
+	metrics *metrics.Metrics
+	health  *healthServer
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -120,11 +128,14 @@ func startDev(ctx context.Context, cfg Config, log zerolog.Logger, api ...apiCon
 	}
 	// The queue raiser: approval-queue and event-queue (devRaiserConfig in raiser.go). Its
 	// streams and consumers are set up before the worker starts.
-	r, err := newRaiser(js, d.w.client, devRaiserConfig(), cfg.Replicas, log)
+	r, err := newRaiser(js, d.w.client, devRaiserConfig(), cfg.Replicas, log, d.metrics)
 	if err != nil {
 		return d, err
 	}
 	if err := r.Setup(ctx); err != nil {
+		return d, err
+	}
+	if d.health, err = serveHealth(cfg.HealthAddr, d.w.backend.Ready, d.reg, log); err != nil {
 		return d, err
 	}
 
@@ -197,7 +208,10 @@ func (d *devServer) connect() (jetstream.JetStream, error) {
 // the demo inventory on a new data directory. runWorker runs it.
 func (d *devServer) setUpWorker(ctx context.Context, cfg Config, js jetstream.JetStream) error {
 	var err error
-	if d.w, err = newExampleWorker(ctx, cfg, js, d.log); err != nil {
+	if d.reg, d.metrics, err = newMetrics(); err != nil {
+		return err
+	}
+	if d.w, err = newExampleWorker(ctx, cfg, js, d.log, d.metrics); err != nil {
 		return err
 	}
 	if d.seeded, err = seedInventory(ctx, d.w.inventory); err != nil {
@@ -272,6 +286,7 @@ func seedInventory(ctx context.Context, kv jetstream.KeyValue) (bool, error) {
 // Stop stops the services, then the connection, then the server, and waits for all of them.
 func (d *devServer) Stop() {
 	d.once.Do(func() {
+		d.health.Stop()
 		if d.cancel != nil {
 			d.cancel()
 		}

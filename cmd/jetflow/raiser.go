@@ -14,6 +14,7 @@ import (
 
 	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
+	"github.com/jetflow-dev/jetflow/pkg/metrics"
 	"github.com/jetflow-dev/jetflow/pkg/raiser"
 )
 
@@ -170,36 +171,42 @@ func runRaiser(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	log := newLogger(env.Stderr, cfg.logLevel())
+	reg, m, err := newMetrics()
+	if err != nil {
+		return err
+	}
 
 	nc, js, err := connectService(cfg, "raiser", log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	b, err := natsjs.Open(ctx, js, natsjs.WithReplicas(cfg.Replicas), natsjs.WithLogger(log.With().Str("component", "natsjs").Logger()))
+	b, err := natsjs.Open(ctx, js, natsjs.WithReplicas(cfg.Replicas), natsjs.WithLogger(log.With().Str("component", "natsjs").Logger()),
+		natsjs.WithMetrics(m))
 	if err != nil {
 		return fmt.Errorf("binding to jetflow's streams (is a worker running?): %w", err)
 	}
-	r, err := newRaiser(js, engine.NewClient(b), rcfg, cfg.Replicas, log)
+	r, err := newRaiser(js, engine.NewClient(b), rcfg, cfg.Replicas, log, m)
 	if err != nil {
 		return err
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stopHealth, err := serveHealth(ctx, cfg.HealthAddr, nc, log)
+	health, err := serveHealth(cfg.HealthAddr, b.Ready, reg, log)
 	if err != nil {
 		return err
 	}
-	defer stopHealth()
+	defer health.Stop()
 	return runRaiserUntilDone(ctx, r, log)
 }
 
-// newRaiser returns a raiser logging to log.
-func newRaiser(js jetstream.JetStream, client *engine.Client, cfg raiser.Config, replicas int, log zerolog.Logger) (*raiser.Raiser, error) {
+// newRaiser returns a raiser logging to log and recording its metrics in m (nil: none).
+func newRaiser(js jetstream.JetStream, client *engine.Client, cfg raiser.Config, replicas int, log zerolog.Logger, m *metrics.Metrics) (*raiser.Raiser, error) {
 	return raiser.New(js, client, cfg,
 		raiser.WithReplicas(replicas),
 		raiser.WithLogger(log.With().Str("component", "raiser").Logger()),
+		raiser.WithMetrics(m),
 	)
 }
 

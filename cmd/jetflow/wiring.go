@@ -12,6 +12,7 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
 	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
+	"github.com/jetflow-dev/jetflow/pkg/metrics"
 )
 
 // This file is the one place where natsjs is plugged into engine, for `worker` and `dev`.
@@ -27,10 +28,11 @@ type exampleWorker struct {
 }
 
 // newExampleWorker creates jetflow's streams and buckets (idempotently) and the examples' inventory
-// bucket on js, and returns a worker with orchestration.Register and activities.Register.
-func newExampleWorker(ctx context.Context, c Config, js jetstream.JetStream, log zerolog.Logger) (*exampleWorker, error) {
+// bucket on js, and returns a worker with orchestration.Register and activities.Register. The
+// backend and the worker record their metrics in m (nil: none).
+func newExampleWorker(ctx context.Context, c Config, js jetstream.JetStream, log zerolog.Logger, m *metrics.Metrics) (*exampleWorker, error) {
 	b, err := natsjs.New(ctx, js, append(options(c.backendOptions()),
-		natsjs.WithLogger(log.With().Str("component", "natsjs").Logger()))...)
+		natsjs.WithLogger(log.With().Str("component", "natsjs").Logger()), natsjs.WithMetrics(m))...)
 	if err != nil {
 		return nil, fmt.Errorf("creating jetflow's streams and buckets: %w", err)
 	}
@@ -52,7 +54,7 @@ func newExampleWorker(ctx context.Context, c Config, js jetstream.JetStream, log
 		return nil, fmt.Errorf("registering the example activities: %w", err)
 	}
 	w, err := engine.NewWorker(b, reg, append(options(c.workerOptions()),
-		engine.WithLogger(log.With().Str("component", "worker").Logger()))...)
+		engine.WithLogger(log.With().Str("component", "worker").Logger()), engine.WithMetrics(m))...)
 	if err != nil {
 		return nil, err
 	}

@@ -37,13 +37,17 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	}
 	log := newLogger(env.Stderr, cfg.logLevel())
 
+	reg, m, err := newMetrics()
+	if err != nil {
+		return err
+	}
 	nc, js, err := connectService(cfg, "worker", log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	w, err := retrySetup(ctx, log, func(ctx context.Context) (*exampleWorker, error) {
-		return newExampleWorker(ctx, cfg, js, log)
+		return newExampleWorker(ctx, cfg, js, log, m)
 	})
 	if err != nil {
 		return err
@@ -51,11 +55,11 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stopHealth, err := serveHealth(ctx, cfg.HealthAddr, nc, log)
+	health, err := serveHealth(cfg.HealthAddr, w.backend.Ready, reg, log)
 	if err != nil {
 		return err
 	}
-	defer stopHealth()
+	defer health.Stop()
 	log.Info().
 		Int("replicas", cfg.Replicas).
 		Int("concurrency", cfg.Concurrency).

@@ -55,15 +55,27 @@ type Stack struct {
 	SMS       *activities.LogSMS // the SMS sender of the example activities
 }
 
+// Options are extra options of Start's backend and worker.
+type Options struct {
+	Backend []natsjs.Option
+	Worker  []engine.WorkerOption
+}
+
 // Start starts a stack for t: an embedded JetStream server, jetflow's streams and buckets
 // (natsjs), the inventory bucket, and a worker with orchestration.Register and
-// activities.Register (with WorkerOptions) that runs until the test ends.
-func Start(t testing.TB) *Stack {
+// activities.Register (with WorkerOptions) that runs until the test ends. Extra options, if
+// given, are added to the backend's and the worker's.
+func Start(t testing.TB, extra ...Options) *Stack {
 	t.Helper()
 	ctx := context.Background()
 	srv := natstest.RunServer(t)
 	nc, js := natstest.Connect(t, srv)
-	b, err := natsjs.New(ctx, js)
+	var o Options
+	for _, e := range extra {
+		o.Backend = append(o.Backend, e.Backend...)
+		o.Worker = append(o.Worker, e.Worker...)
+	}
+	b, err := natsjs.New(ctx, js, o.Backend...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +91,7 @@ func Start(t testing.TB) *Stack {
 	if err := activities.Register(reg, activities.Deps{Inventory: kv, SMS: s.SMS, Log: zerolog.Nop()}); err != nil {
 		t.Fatal(err)
 	}
-	w, err := engine.NewWorker(b, reg, WorkerOptions(t)...)
+	w, err := engine.NewWorker(b, reg, append(WorkerOptions(t), o.Worker...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,9 @@ type TurnResult struct {
 	CustomStatus  json.RawMessage
 	Waiting       Waiting
 	ContinueAsNew *ContinueAsNew
+	// Buffered counts the turn's raised events that found no wait for their name pending (they
+	// are kept for a later wait, or carried over by ContinueAsNew).
+	Buffered int
 }
 
 // Executor holds one generation of one instance in memory: the orchestrator, parked in its own
@@ -83,6 +86,7 @@ type Executor struct {
 	unconfirmed []*Task // scheduled by code, not yet recorded in the history
 	waiters     map[string][]*Task
 	buffered    []history.Event // raised events nobody waited for yet, in arrival order
+	bufferedNow int             // events buffered in this turn (TurnResult.Buffered)
 	suspended   bool
 	held        []history.Event // events that arrived while suspended
 	eventIDs    map[string]struct{}
@@ -152,7 +156,7 @@ func (e *Executor) Done() bool { return e.finished || e.terminated || e.err != n
 // Events that change nothing (a duplicate result, an event ID seen before, anything after the end)
 // are left out of the result's Events.
 func (e *Executor) Execute(now time.Time, events []history.Event) *TurnResult {
-	e.newEvents = nil
+	e.newEvents, e.bufferedNow = nil, 0
 	e.record(history.NewOrchestratorStarted(now))
 	for i, ev := range events {
 		if e.Done() && ev.Type != history.ExecutionRewound {
@@ -233,6 +237,7 @@ func (e *Executor) endTurn(now time.Time) *TurnResult {
 		e.recordedEnd = true
 	}
 	res.Events = e.newEvents
+	res.Buffered = e.bufferedNow
 	e.newEvents = nil
 	res.CustomStatus = e.customStatus
 	res.Waiting = e.waiting()
@@ -596,6 +601,9 @@ func (e *Executor) deliver(ev history.Event) {
 		return
 	}
 	e.buffered = append(e.buffered, ev)
+	if !e.replaying {
+		e.bufferedNow++
+	}
 }
 
 func (e *Executor) waiting() Waiting {

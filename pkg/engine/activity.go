@@ -9,6 +9,7 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/history"
+	"github.com/jetflow-dev/jetflow/pkg/metrics"
 )
 
 // activityLoop runs one activity after another until the backend stops delivering (ctx ends).
@@ -28,7 +29,9 @@ func (w *Worker) runActivity(ctx context.Context, item *backend.ActivityWorkItem
 	w.stats.activities.Add(1)
 	task := item.Task
 	log := w.log.With().Str(fieldInstance, task.InstanceID).Str("activity", task.Name).Logger()
+	began := time.Now()
 	result := w.activityResult(ctx, task)
+	w.recordActivity(task.Name, result, time.Since(began))
 	if ctx.Err() != nil {
 		// Stopped and past the drain grace period: another worker runs it.
 		if err := w.b.AbandonActivityWorkItem(context.WithoutCancel(ctx), item, 0); err != nil {
@@ -42,6 +45,22 @@ func (w *Worker) runActivity(ctx context.Context, item *backend.ActivityWorkItem
 			log.Warn().Err(err).Msg("handing back an activity")
 		}
 	}
+}
+
+// recordActivity records an execution of activity name in the metrics; a name that is not
+// registered is recorded as "unregistered", so that the label stays bounded.
+func (w *Worker) recordActivity(name string, result backend.TaskResult, d time.Duration) {
+	if w.opts.metrics == nil {
+		return
+	}
+	if _, ok := w.reg.Activity(name); !ok {
+		name = "unregistered"
+	}
+	outcome := metrics.OutcomeOK
+	if result.Failure != nil {
+		outcome = metrics.OutcomeFailed
+	}
+	w.opts.metrics.ActivityExecuted(name, outcome, d)
 }
 
 // activityResult runs the task's activity and returns its outcome.

@@ -37,7 +37,7 @@ func (b *turnBuilder) failOn(m backend.WorkMessage, kind, reason string) bool {
 	if b.applied > 0 {
 		return false
 	}
-	b.deadLetter(reason)
+	b.deadLetter(kind, reason)
 	f := &failure{kind: kind, reason: reason}
 	switch {
 	case b.exec != nil:
@@ -106,8 +106,7 @@ func (b *turnBuilder) finishFailed(ctx context.Context) error {
 	if _, err := b.w.b.CompleteOrchestrationWorkItem(ctx, b.item, c); err != nil {
 		return err
 	}
-	b.w.stats.turns.Add(1)
-	b.w.stats.deadLettered.Add(uint64(len(b.dead)))
+	b.committed(c, nil)
 	b.w.log.Warn().Str(fieldInstance, b.id).Str("failure", f.kind).Str("reason", f.reason).Msg("instance failed by the engine")
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
+	"github.com/jetflow-dev/jetflow/pkg/metrics"
 )
 
 // ErrInvalidOption is wrapped by errors about option values out of range (it is
@@ -31,6 +32,8 @@ type workerOptions struct {
 	activityConcurrency int
 	noActivities        bool
 	noOrchestrations    bool
+	// metrics records what the worker does; nil records nothing.
+	metrics *metrics.Metrics
 }
 
 // Defaults of the worker options, each changed by the option named beside it.
@@ -207,4 +210,11 @@ func WithoutActivities() WorkerOption {
 // WithoutOrchestrations makes the worker run activities only.
 func WithoutOrchestrations() WorkerOption {
 	return func(o *workerOptions) error { o.noOrchestrations = true; return nil }
+}
+
+// WithMetrics makes the worker record its turns, activities, events, timers, instances, cache
+// lookups and dead letters in m (see package metrics; default: none). Several workers may share
+// one Metrics.
+func WithMetrics(m *metrics.Metrics) WorkerOption {
+	return func(o *workerOptions) error { o.metrics = m; return nil }
 }

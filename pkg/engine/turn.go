@@ -11,6 +11,7 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/history"
+	"github.com/jetflow-dev/jetflow/pkg/metrics"
 )
 
 // live is a running instance as the worker holds it between turns: its replayed executor, at
@@ -27,6 +28,7 @@ func (w *Worker) executor(ctx context.Context, item *backend.OrchestrationWorkIt
 	s := item.State
 	if l := w.cache.get(item.InstanceID); l != nil {
 		if s != nil && l.version == s.Version {
+			w.opts.metrics.CacheLookup(true)
 			return l.exec, nil
 		}
 		l.exec.Close()
@@ -34,6 +36,7 @@ func (w *Worker) executor(ctx context.Context, item *backend.OrchestrationWorkIt
 	if s == nil || (s.Status != history.StatusRunning && s.Status != history.StatusSuspended) {
 		return nil, nil
 	}
+	w.opts.metrics.CacheLookup(false)
 	events, err := w.b.OrchestrationHistory(ctx, item)
 	if err != nil {
 		return nil, fmt.Errorf("reading the history of %q: %w", item.InstanceID, err)
@@ -54,11 +57,12 @@ func (w *Worker) newExecutor(id string) *durable.Executor {
 
 // turn applies the work item's messages, as many as one turn takes, and completes the item.
 func (w *Worker) turn(ctx context.Context, item *backend.OrchestrationWorkItem) error {
+	began := time.Now()
 	exec, err := w.executor(ctx, item)
 	if err != nil {
 		return err
 	}
-	b := turnBuilder{w: w, item: item, id: item.InstanceID, state: item.State, exec: exec, now: time.Now().UTC()}
+	b := turnBuilder{w: w, item: item, id: item.InstanceID, state: item.State, exec: exec, now: time.Now().UTC(), began: began}
 	for _, m := range item.Messages {
 		full := b.applied >= w.opts.maxBatch || (b.applied > 0 && b.bytes+len(m.Data) > backend.MaxTurnBytes)
 		if full || !b.add(ctx, m) {
@@ -80,9 +84,12 @@ type turnBuilder struct {
 	state   *backend.Instance // before the turn; nil: the instance does not exist
 	exec    *durable.Executor // nil: not running (absent, pending or ended)
 	now     time.Time
+	began   time.Time // when the turn began, for its duration
 	events  []history.Event
 	applied int // messages taken, from the item's first
 	dead    []backend.DeadLetterRequest
+	// deadClasses are the reason classes of dead, for metrics (metrics.Reason*).
+	deadClasses []string
 	// messages go to other instances (a parent told that its sub-orchestration cannot start).
 	messages []backend.Message
 	// failure, if set, fails the instance in this turn (fail.go); it is the turn's only message.
@@ -106,31 +113,37 @@ func (b *turnBuilder) add(ctx context.Context, m backend.WorkMessage) bool {
 		// as clients apply it, not to the message's envelope.
 		return b.addStart(m, log)
 	case len(m.Data) > w.opts.maxPayload:
-		b.deadLetter(fmt.Sprintf("payload of %d bytes exceeds the limit of %d", len(m.Data), w.opts.maxPayload))
+		b.deadLetter(metrics.ReasonPayloadTooLarge, fmt.Sprintf("payload of %d bytes exceeds the limit of %d", len(m.Data), w.opts.maxPayload))
 		return true
 	case m.Kind == backend.KindRewind:
 		return b.addRewind(ctx, m) // rewind.go
 	case b.start == nil && b.exec == nil:
-		status := "does not exist"
+		status, discard := "does not exist", metrics.DiscardNotFound
 		switch {
 		case b.state == nil:
 		case b.state.Status == history.StatusPending:
 			// Its start message comes later in the inbox (a client raised right after
 			// starting)? A message cannot precede its start, so this is a start that was
 			// never published.
-			status = "is pending without a start"
+			status, discard = "is pending without a start", metrics.DiscardPending
 		default:
-			status = "has ended (" + string(b.state.Status) + ")"
+			status, discard = "has ended ("+string(b.state.Status)+")", metrics.DiscardEnded
 		}
 		log.Info().Str(fieldEvent, m.EventName).Msg("message discarded: the instance " + status)
 		w.stats.discarded.Add(1)
+		if m.Kind == backend.KindEvent {
+			w.opts.metrics.EventsDiscarded(discard, 1)
+		}
 		b.applied++
 		return true
 	}
 	ev, reason := b.event(m)
 	switch {
 	case reason != "":
-		b.deadLetter(reason)
+		if m.Kind == backend.KindEvent {
+			w.opts.metrics.EventsDiscarded(metrics.DiscardInvalid, 1)
+		}
+		b.deadLetter(metrics.ReasonInvalidMessage, reason)
 	case ev != nil:
 		b.events = append(b.events, *ev)
 		b.applied++
@@ -204,9 +217,11 @@ func (b *turnBuilder) event(m backend.WorkMessage) (*history.Event, string) {
 	return messageEvent(b.now, m, b.generation)
 }
 
-// deadLetter takes the message being added into the turn as one that is dead-lettered.
-func (b *turnBuilder) deadLetter(reason string) {
+// deadLetter takes the message being added into the turn as one that is dead-lettered, for
+// reason, of class (a metrics.Reason* constant).
+func (b *turnBuilder) deadLetter(class, reason string) {
 	b.dead = append(b.dead, backend.DeadLetterRequest{Index: b.applied, Reason: reason})
+	b.deadClasses = append(b.deadClasses, class)
 	b.applied++
 }
 
@@ -244,7 +259,7 @@ func (b *turnBuilder) finish(ctx context.Context) error {
 			b.closeExec()
 			return err
 		}
-		w.stats.deadLettered.Add(uint64(len(b.dead)))
+		b.countDeadLetters()
 		if b.state != nil {
 			w.keep(b.id, b.exec, b.state.Version)
 		}
@@ -271,8 +286,7 @@ func (b *turnBuilder) finish(ctx context.Context) error {
 		exec.Close()
 		return err
 	}
-	w.stats.turns.Add(1)
-	w.stats.deadLettered.Add(uint64(len(b.dead)))
+	b.committed(c, res)
 	w.log.Debug().Str(fieldInstance, b.id).Int("events", len(res.Events)).
 		Int("tasks", len(res.Actions)).Str("status", string(res.Status)).Msg("turn committed")
 	w.keep(b.id, exec, saved.Version)

@@ -144,8 +144,10 @@ func (w *Worker) process(ctx context.Context, item *backend.OrchestrationWorkIte
 		// Another writer committed first: the backend hands the messages out again, on
 		// fresh state.
 		w.stats.conflicts.Add(1)
+		w.opts.metrics.CommitConflict()
 		w.cache.drop(id)
 	default:
+		w.opts.metrics.TurnFailed()
 		w.cache.drop(id)
 		if ctx.Err() == nil {
 			w.log.Error().Str(fieldInstance, id).Err(err).Msg("turn failed; its messages come back")

@@ -41,6 +41,7 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
+	"github.com/jetflow-dev/jetflow/pkg/metrics"
 )
 
 const (
@@ -104,11 +105,18 @@ type options struct {
 	batch    int
 	timeout  time.Duration
 	dlq      string
+	metrics  *metrics.Metrics
 }
 
 // WithLogger sets the logger (default: disabled).
 func WithLogger(l zerolog.Logger) Option {
 	return func(o *options) error { o.log = l; return nil }
+}
+
+// WithMetrics makes the raiser count its messages by queue and outcome, and its dead letters by
+// reason class, in m (default: none).
+func WithMetrics(m *metrics.Metrics) Option {
+	return func(o *options) error { o.metrics = m; return nil }
 }
 
 // WithNakDelay sets how long a message waits before redelivery after a transient error (default
@@ -577,21 +585,23 @@ func (r *Raiser) handle(ctx context.Context, q Queue, msg jetstream.Msg, log zer
 	switch outcomeOf(err) {
 	case raised:
 		r.raised.Add(1)
+		r.opt.metrics.RaiserMessage(q.Name, metrics.RaiserRaised)
 		log.Debug().Msg("raised")
 		r.ack(ctx, msg, log)
 	case unraisable:
-		r.deadLetter(ctx, q, msg, meta, err.Error(), log)
+		r.deadLetter(ctx, q, msg, meta, deadLetterClass(err), err.Error(), log)
 	case unknownInstance:
 		reason := fmt.Sprintf("raising %q on %q: %v", ev.name, ev.instanceID, err)
 		if r.cfg.OnUnknown == OnUnknownDrop {
 			r.dropped.Add(1)
+			r.opt.metrics.RaiserMessage(q.Name, metrics.RaiserDropped)
 			log.Warn().Str("reason", reason).Msg("dropped an event for an unknown or ended instance")
 			r.ack(ctx, msg, log)
 			return
 		}
-		r.deadLetter(ctx, q, msg, meta, reason, log)
+		r.deadLetter(ctx, q, msg, meta, deadLetterClass(err), reason, log)
 	default:
-		r.retry(ctx, msg, err, log)
+		r.retry(ctx, q, msg, err, log)
 	}
 }
 
@@ -620,6 +630,20 @@ func outcomeOf(err error) outcome {
 	return transient
 }
 
+// deadLetterClass is the reason class of a message dead-lettered for err (the reason label of
+// jetflow_dead_letters_total).
+func deadLetterClass(err error) string {
+	switch {
+	case errors.Is(err, engine.ErrPayloadTooLarge):
+		return metrics.ReasonPayloadTooLarge
+	case errors.Is(err, engine.ErrInstanceNotFound):
+		return metrics.ReasonInstanceNotFound
+	case errors.Is(err, engine.ErrInstanceEnded):
+		return metrics.ReasonInstanceEnded
+	}
+	return metrics.ReasonInvalidMessage // malformed: body, JSON, names, data
+}
+
 func (r *Raiser) ack(ctx context.Context, msg jetstream.Msg, log zerolog.Logger) {
 	actx, cancel := context.WithTimeout(ctx, r.opt.timeout)
 	defer cancel()
@@ -629,8 +653,9 @@ func (r *Raiser) ack(ctx context.Context, msg jetstream.Msg, log zerolog.Logger)
 	}
 }
 
-func (r *Raiser) retry(ctx context.Context, msg jetstream.Msg, cause error, log zerolog.Logger) {
+func (r *Raiser) retry(ctx context.Context, q Queue, msg jetstream.Msg, cause error, log zerolog.Logger) {
 	r.retried.Add(1)
+	r.opt.metrics.RaiserMessage(q.Name, metrics.RaiserRetried)
 	delay := r.opt.nakDelay
 	if ctx.Err() != nil {
 		delay = 0 // shutting down: let another raiser take it at once
@@ -648,12 +673,12 @@ func (r *Raiser) retry(ctx context.Context, msg jetstream.Msg, cause error, log 
 }
 
 // deadLetter publishes a backend.DeadLetter record for msg and acks it; if publishing fails, msg is nak'ed.
-func (r *Raiser) deadLetter(ctx context.Context, q Queue, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason string, log zerolog.Logger) {
+func (r *Raiser) deadLetter(ctx context.Context, q Queue, msg jetstream.Msg, meta *jetstream.MsgMetadata, class, reason string, log zerolog.Logger) {
 	rec := backend.NewDeadLetter("raiser", msg.Subject(), meta.Sequence.Stream, msg.Data(), reason)
 	rec.Queue = q.Name
 	body, err := json.Marshal(rec)
 	if err != nil {
-		r.retry(ctx, msg, err, log)
+		r.retry(ctx, q, msg, err, log)
 		return
 	}
 	dl := nats.NewMsg(r.opt.dlq)
@@ -663,10 +688,12 @@ func (r *Raiser) deadLetter(ctx context.Context, q Queue, msg jetstream.Msg, met
 	_, err = r.js.PublishMsg(pctx, dl)
 	cancel()
 	if err != nil {
-		r.retry(ctx, msg, fmt.Errorf("dead-lettering (%s): %w", reason, err), log)
+		r.retry(ctx, q, msg, fmt.Errorf("dead-lettering (%s): %w", reason, err), log)
 		return
 	}
 	r.deadLettered.Add(1)
+	r.opt.metrics.RaiserMessage(q.Name, metrics.RaiserDeadLettered)
+	r.opt.metrics.DeadLettered("raiser", class)
 	log.Warn().Str("reason", reason).Msg("dead-lettered")
 	r.ack(ctx, msg, log)
 }

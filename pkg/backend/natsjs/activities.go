@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
+	"github.com/jetflow-dev/jetflow/pkg/metrics"
 )
 
 // activityItems hands out activity work items.
@@ -125,6 +126,9 @@ func (a *activityItems) hand(ctx context.Context, msg jetstream.Msg) {
 	var seq uint64
 	if md, err := msg.Metadata(); err == nil {
 		seq, task.Attempt = md.Sequence.Stream, md.NumDelivered
+		if task.Attempt > 1 {
+			b.opts.metrics.Redelivered(metrics.SourceActivity)
+		}
 	}
 	if err := json.Unmarshal(msg.Data(), &task); err != nil || task.InstanceID == "" || task.TaskID == 0 {
 		reason := "activity task is not valid JSON with instanceId and taskId"
@@ -132,6 +136,7 @@ func (a *activityItems) hand(ctx context.Context, msg jetstream.Msg) {
 			reason += ": " + err.Error()
 		}
 		if err := b.deadLetter(ctx, "activity", msg.Subject(), seq, msg.Data(), reason); err == nil {
+			b.opts.metrics.DeadLettered("activity", metrics.ReasonInvalidActivityTask)
 			a.ack(msg, task.InstanceID)
 		}
 		return

@@ -116,7 +116,38 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend,
 	if b.items.deliveries, err = b.deliveryBucket(ctx); err != nil {
 		return nil, err
 	}
+	b.opts.metrics.SetTimersPendingSource(b.pendingTimers)
 	return b, nil
+}
+
+// pendingTimers counts the timers scheduled and not yet fired: the scheduled messages under
+// jetflow.sched.> (each timer is one, removed when it fires).
+func (b *Backend) pendingTimers(ctx context.Context) (int, error) {
+	info, err := b.inst.Info(ctx, jetstream.WithSubjectFilter(b.names.ScheduleSubjects()))
+	if err != nil {
+		return 0, fmt.Errorf("counting pending timers: %w", err)
+	}
+	n := 0
+	for _, c := range info.State.Subjects {
+		n += int(c)
+	}
+	return n, nil
+}
+
+// Ready reports whether the backend can work: the connection to NATS is up and jetflow's
+// instance, history and dead-letter streams exist. It makes one request per stream.
+func (b *Backend) Ready(ctx context.Context) error {
+	if nc := b.js.Conn(); nc == nil || !nc.IsConnected() {
+		return errors.New("not connected to NATS")
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	for _, name := range []string{b.names.InstanceStream(), b.names.HistoryStream(), b.names.DeadLetterStream()} {
+		if _, err := b.js.Stream(ctx, name); err != nil {
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // ensureStream returns the stream of cfg, creating it or updating its configuration only when
@@ -213,6 +244,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Backend
 	}
 	switch {
 	case err == nil:
+		b.opts.metrics.SetTimersPendingSource(b.pendingTimers)
 		return b, nil
 	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrBucketNotFound):
 		return New(ctx, js, opts...)

@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
+	"github.com/jetflow-dev/jetflow/pkg/metrics"
 )
 
 // ErrInvalidOption is wrapped by errors about bad options (it is backend.ErrInvalidOption).
@@ -55,6 +56,7 @@ type options struct {
 	leaseTTL        time.Duration
 	retention       time.Duration // 0: ended instances are kept
 	log             zerolog.Logger
+	metrics         *metrics.Metrics
 }
 
 func defaultOptions() options {
@@ -87,6 +89,13 @@ func CheckOptions(opts ...Option) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// WithMetrics makes the backend record redeliveries, the dead letters it makes itself, the
+// partitions it reads and (at scrape time, from the instance stream) the pending timers in m
+// (default: none). Share m with the engine's worker (engine.WithMetrics).
+func WithMetrics(m *metrics.Metrics) Option {
+	return func(o *options) error { o.metrics = m; return nil }
 }
 
 // WithPrefix sets the prefix of every subject, stream, bucket and consumer (default "jetflow").

@@ -384,6 +384,7 @@ func (ps *partitionSet) claim(ctx context.Context, p int, cur leaseView, exists 
 		return
 	}
 	ps.owned[p] = own
+	ps.b.opts.metrics.PartitionsOwned(len(ps.owned))
 	ps.log.Debug().Int("partition", p).Uint64("epoch", epoch).Msg("partition claimed")
 }
 
@@ -467,6 +468,7 @@ func (ps *partitionSet) stop(p int) *ownership {
 	if own != nil {
 		own.cc.Stop()
 		delete(ps.owned, p)
+		ps.b.opts.metrics.PartitionsOwned(len(ps.owned))
 	}
 	return own
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/history"
+	"github.com/jetflow-dev/jetflow/pkg/metrics"
 )
 
 func (b *Backend) inboxMessage(msg jetstream.Msg) inboxMessage {
@@ -19,6 +20,9 @@ func (b *Backend) inboxMessage(msg jetstream.Msg) inboxMessage {
 	m.Data = msg.Data()
 	if md, err := msg.Metadata(); err == nil {
 		m.seq, m.delivered = md.Sequence.Stream, md.NumDelivered
+		if m.delivered > 1 {
+			b.opts.metrics.Redelivered(metrics.SourceInbox)
+		}
 	}
 	b.parseInto(&m, msg.Subject(), msg.Headers())
 	return m

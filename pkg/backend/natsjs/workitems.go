@@ -29,6 +29,7 @@ import (
 	"github.com/jetflow-dev/jetflow/internal/testhooks"
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/history"
+	"github.com/jetflow-dev/jetflow/pkg/metrics"
 )
 
 // inboxMessage is an instance message as this worker received it.
@@ -166,7 +167,7 @@ func (w *workItems) enqueue(m inboxMessage) {
 		w.held.add(m.msg)
 	}
 	if m.err != nil {
-		w.deadLetter(context.Background(), m, fmt.Sprintf("unusable subject %q: %v", m.subject, m.err))
+		w.deadLetter(context.Background(), m, metrics.ReasonUnusableSubject, fmt.Sprintf("unusable subject %q: %v", m.subject, m.err))
 		return
 	}
 	w.mu.Lock()
@@ -668,9 +669,9 @@ func (w *workItems) ackAll(msgs []inboxMessage) {
 	}
 }
 
-// deadLetter records m in the dead-letter stream and acks it; if recording fails, m is handed
-// back.
-func (w *workItems) deadLetter(ctx context.Context, m inboxMessage, reason string) {
+// deadLetter records m in the dead-letter stream with reason, of class (a metrics.Reason*
+// constant), and acks it; if recording fails, m is handed back.
+func (w *workItems) deadLetter(ctx context.Context, m inboxMessage, class, reason string) {
 	if err := w.b.deadLetterInbox(ctx, m, reason); err != nil {
 		w.b.log.Error().Err(err).Str("subject", m.subject).Msg("dead-lettering failed; the message will be redelivered")
 		w.held.remove([]inboxMessage{m})
@@ -679,6 +680,7 @@ func (w *workItems) deadLetter(ctx context.Context, m inboxMessage, reason strin
 		}
 		return
 	}
+	w.b.opts.metrics.DeadLettered("inbox", class)
 	w.ackAll([]inboxMessage{m})
 }
 
