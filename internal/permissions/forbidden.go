@@ -16,6 +16,8 @@ const (
 	resultSubject   = "jetflow.inst." + eventID + ".result"
 	fetchActivity   = "$JS.API.CONSUMER.MSG.NEXT.JETFLOW_ACT.activity-" + activityName
 	directGetHist   = "$JS.API.DIRECT.GET.JETFLOW_HIST.jetflow.hist." + eventID
+	// newID is an instance the publisher tries to start.
+	newID = "perm-new"
 )
 
 // forbiddenChecks are what each role must be refused by the server.
@@ -48,7 +50,7 @@ func forbiddenChecks() []Check {
 		forbid("raiser", "publish activity results ("+resultSubject+")", pub(resultSubject)),
 		forbid("publisher", "read a history (direct get from JETFLOW_HIST)", req(directGetHist, "")),
 		forbid("publisher", "read history records in flight (subscribe to jetflow.hist.>)", sub("jetflow.hist.>")),
-		forbid("publisher", "start an instance (jetflow.inst.<id>.start)", pub("jetflow.inst.perm-new.start")),
+		forbid("publisher", "start an instance (jetflow.inst.<id>.start)", pub("jetflow.inst."+newID+".start")),
 		forbid("publisher", "terminate an instance (jetflow.inst.<id>.terminate)", pub("jetflow.inst."+eventID+".terminate")),
 		forbid("publisher", "publish activity results ("+resultSubject+")", pub(resultSubject)),
 		forbid("publisher", "read other users' replies (subscribe to _INBOX_api.>)", sub(InboxPrefix("api")+".>")),
