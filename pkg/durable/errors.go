@@ -1,6 +1,7 @@
 package durable
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -69,4 +70,23 @@ func FailureType(err error) string {
 		return "InvalidName"
 	}
 	return "Error"
+}
+
+// decodeJSON decodes data into v. When data does not fit v but is a JSON string whose content is
+// JSON that does, that content is decoded: some Durable Functions clients (the Python one)
+// encode inputs and event data twice, so a caller's true arrives as the string "true". The
+// error is the first decoding's.
+func decodeJSON(data []byte, v any) error {
+	err := json.Unmarshal(data, v)
+	if err == nil {
+		return nil
+	}
+	var inner string
+	if json.Unmarshal(data, &inner) != nil || !json.Valid([]byte(inner)) {
+		return err
+	}
+	if json.Unmarshal([]byte(inner), v) != nil {
+		return err
+	}
+	return nil
 }

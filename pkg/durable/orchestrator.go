@@ -32,7 +32,7 @@ func (c *OrchestrationContext) GetInput(v any) error {
 	if len(c.e.input) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(c.e.input, v); err != nil {
+	if err := decodeJSON(c.e.input, v); err != nil {
 		return &DecodeError{What: "orchestration input", Err: err}
 	}
 	return nil
@@ -451,7 +451,7 @@ func (t *Task) Await(v any) error {
 	if len(t.result) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(t.result, v); err != nil {
+	if err := decodeJSON(t.result, v); err != nil {
 		return &DecodeError{What: t.describe(), Err: err}
 	}
 	return nil

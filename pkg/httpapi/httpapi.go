@@ -80,7 +80,7 @@
 //     (Durable Functions returns everything when top is absent); a page may be shorter than top
 //     even when a continuation token follows. createdTimeFrom/To are RFC 3339 and inclusive; an
 //     unparseable time is 400 (an unparseable runtimeStatus value is ignored, as in Durable
-//     Functions). showInput defaults to false. The continuation token is opaque; a token we did
+//     Functions). showInput defaults to true, as in Durable Functions. The continuation token is opaque; a token we did
 //     not issue is 400. Each page lists every instance key of the store (see
 //     engine.Client.ListInstances), so listing is meant for operators, not hot paths.
 //   - Purge many purges ended instances only; pending, running and suspended ones that match are

@@ -67,7 +67,7 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	showInput := boolParam(r, "showInput", false)
+	showInput := boolParam(r, "showInput", true) // as Durable Functions
 	out := make([]StatusResponse, 0, len(page.Instances))
 	for _, s := range page.Instances {
 		out = append(out, statusResponse(s, showInput))
