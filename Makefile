@@ -87,10 +87,10 @@ conf-check:
 deploy-check:
 	cd deploy/check && $(GO) vet . && $(GO) test -count=1 -v .
 
-## deploy-sync: copy deploy/nats.conf into the kustomize base (deploy/base/nats.conf), which
+## deploy-sync: copy deploy/*.conf (the NATS configuration) into the kustomize base, deploy/base, which
 ## cannot read it where it is
 deploy-sync:
-	cp deploy/nats.conf deploy/base/nats.conf
+	cp deploy/*.conf deploy/base/
 
 ## nats: a local NATS server with JetStream (the embedded one of `jetflow dev`, with the worker)
 nats:

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/crypto/bcrypt"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -138,6 +139,11 @@ func checkObjects(objs []object, env overlayEnv) []error {
 			configMaps[key(o.Namespace, o.Name)] = true
 		case *corev1.Secret:
 			secrets[key(o.Namespace, o.Name)] = true
+			// An example password and its hash (dev) must agree, or the user cannot connect.
+			pw, hash := secretValue(v, "password"), secretValue(v, "password-hash")
+			if pw != nil && hash != nil && bcrypt.CompareHashAndPassword(hash, pw) != nil {
+				bad(o, "password-hash is not a bcrypt hash of password")
+			}
 			if env.Prod {
 				bad(o, "is a Secret in a prod overlay: prod ships no credentials, the operator creates them")
 			}
@@ -555,6 +561,17 @@ func checkEndpoint(o object, endpoint string, services map[string]*corev1.Servic
 	if !slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return strconv.Itoa(int(p.Port)) == port }) {
 		bad("natsServerMonitoringEndpoint %q: Service %s has no port %s", endpoint, s.Name, port)
 	}
+}
+
+// secretValue returns a Secret's value under key, from data or stringData; nil if it has none.
+func secretValue(s *corev1.Secret, key string) []byte {
+	if v, ok := s.Data[key]; ok {
+		return v
+	}
+	if v, ok := s.StringData[key]; ok {
+		return []byte(v)
+	}
+	return nil
 }
 
 // splitImage splits an image reference into repository and tag; a digest counts as a tag.

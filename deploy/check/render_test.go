@@ -7,6 +7,7 @@ package check
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"go/ast"
 	"go/constant"
@@ -98,21 +99,66 @@ func decodeAll(stream []byte) ([]object, []error) {
 	return objs, errs
 }
 
-// TestBaseNATSConfIsDeployNATSConf: deploy/base/nats.conf, which the base turns into the
-// ConfigMap nats-config, is a copy of deploy/nats.conf (kustomize cannot read files above a
-// kustomization's directory); `make deploy-sync` copies it.
-func TestBaseNATSConfIsDeployNATSConf(t *testing.T) {
-	want, err := os.ReadFile(filepath.Join(deployDir, "nats.conf"))
+// deployConfs returns the NATS configuration files deploy/*.conf by name: deploy/nats.conf and
+// whatever files it is used with (e.g. a TLS variant that includes it).
+func deployConfs(t *testing.T) map[string][]byte {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(deployDir, "*.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile(filepath.Join(deployDir, "base", "nats.conf"))
-	if err != nil {
-		t.Fatal(err)
+	confs := map[string][]byte{}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		confs[filepath.Base(p)] = b
 	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("deploy/base/nats.conf differs from deploy/nats.conf: run make deploy-sync (and edit only deploy/nats.conf)")
+	if confs["nats.conf"] == nil {
+		t.Fatal("deploy/nats.conf is missing")
 	}
+	return confs
+}
+
+// TestBaseConfsAreDeployConfs: deploy/base holds a copy of each deploy/*.conf (kustomize cannot
+// read files above a kustomization's directory), the same byte for byte; `make deploy-sync`
+// copies them. TestOverlays checks that the ConfigMap nats-config carries them.
+func TestBaseConfsAreDeployConfs(t *testing.T) {
+	for name, want := range deployConfs(t) {
+		got, err := os.ReadFile(filepath.Join(deployDir, "base", name))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("deploy/base/%s is not a copy of deploy/%s: run make deploy-sync (and edit only deploy/%s)", name, name, name)
+		}
+	}
+}
+
+// checkNATSConfig reports a ConfigMap nats-config (name suffixed by kustomize) whose files are
+// not exactly deploy/*.conf.
+func checkNATSConfig(objs []object, confs map[string][]byte) []error {
+	var errs []error
+	found := false
+	for _, o := range objs {
+		cm, ok := o.Obj.(*corev1.ConfigMap)
+		if !ok || !strings.HasPrefix(o.Name, "nats-config") {
+			continue
+		}
+		found = true
+		for name, want := range confs {
+			if got, ok := cm.Data[name]; !ok || got != string(want) {
+				errs = append(errs, fmt.Errorf("%s: %s is not deploy/%s: run make deploy-sync and list it in deploy/base/kustomization.yaml's nats-config", o, name, name))
+			}
+		}
+		for name := range cm.Data {
+			if confs[name] == nil {
+				errs = append(errs, fmt.Errorf("%s: holds %s, which deploy/ does not", o, name))
+			}
+		}
+	}
+	if !found {
+		errs = append(errs, errors.New("no ConfigMap nats-config"))
+	}
+	return errs
 }
 
 // render runs kustomize on dir (relative to deploy/) the way `kubectl apply -k` does, with the
@@ -172,6 +218,7 @@ func TestOverlays(t *testing.T) {
 	dirs := overlays(t)
 	activities := exampleActivities(t)
 	natsVersion := goModNATSVersion(t)
+	confs := deployConfs(t)
 	for _, want := range []string{"overlays/dev", "overlays/prod", "overlays/prod-hpa"} {
 		found := false
 		for _, d := range dirs {
@@ -197,6 +244,9 @@ func TestOverlays(t *testing.T) {
 				NATSVersion: natsVersion,
 			}
 			for _, err := range checkObjects(objs, env) {
+				t.Error(err)
+			}
+			for _, err := range checkNATSConfig(objs, confs) {
 				t.Error(err)
 			}
 			t.Logf("deploy/%s: %d objects\n%s", filepath.ToSlash(dir), len(objs), summary(objs))
