@@ -18,7 +18,7 @@ BENCHIDLE  ?= 100000
 # embeds and tests against).
 NATS_SERVER ?= bin/nats-server
 
-.PHONY: build run test fuzz bench bench-idle bench-go lint conf-check deploy-check deploy-sync nats cluster cluster-stop soak clean
+.PHONY: build run test fuzz bench bench-idle bench-go lint conf-check deploy-check deploy-sync prove-permissions nats cluster cluster-stop soak clean
 
 ## build: the jetflow binary in bin/
 build:
@@ -91,6 +91,13 @@ deploy-check:
 ## cannot read it where it is
 deploy-sync:
 	cp deploy/*.conf deploy/base/
+
+## prove-permissions: start bin/nats-server (built from go.mod) with nats-tls.conf (nats.conf with
+## TLS), certificates and passwords generated for the run, and check each user's permissions: what
+## it may do works end to end, what it may not is refused. One line per check, then the tally
+prove-permissions:
+	$(GO) build -o $(NATS_SERVER) github.com/nats-io/nats-server/v2
+	$(GO) run ./cmd/jetflow-permissions --nats-server $(NATS_SERVER)
 
 ## nats: a local NATS server with JetStream (the embedded one of `jetflow dev`, with the worker)
 nats:

@@ -58,9 +58,11 @@ node_config() {
 include "../nats.conf"
 
 # These override the included settings of the same names: every node on its own loopback ports
-# (monitoring binds to the listen host).
+# (monitoring binds to the listen host), and no users: like jetflow dev, the local cluster runs
+# without accounts (nats.conf's password variables are set to placeholders only to be parsed).
 listen: 127.0.0.1:$(client_port "$n")
 http_port: $(monitor_port "$n")
+authorization {}
 
 # As in deploy/nats.conf: every node gets the routes of all of them; a route to itself is
 # recognized and skipped.
@@ -147,6 +149,10 @@ wait_for() {
 	return 1
 }
 
+# The value of nats.conf's password hash variables here, where the node configurations switch
+# its users off (natsserver.PasswordPlaceholder: it matches no password).
+placeholder='$2a$11$conf.check.placeholder.matches.no.password.at.all'
+
 # start_node N writes node N's configuration and starts it, with the variables nats.conf reads.
 start_node() {
 	local n=$1
@@ -154,6 +160,8 @@ start_node() {
 	node_config "$n"
 	NATS_SERVER_NAME=jetflow-$n NATS_STORE_DIR="\"$dir/n$n\"" \
 		NATS_MAX_MEMORY_STORE=256MB NATS_MAX_FILE_STORE=2GB \
+		NATS_WORKER_PASSWORD_HASH=$placeholder NATS_API_PASSWORD_HASH=$placeholder \
+		NATS_RAISER_PASSWORD_HASH=$placeholder NATS_PUBLISHER_PASSWORD_HASH=$placeholder \
 		start_proc "nats-$n" "$dir/n$n/nats.log" "$nats_server" -c "$dir/n$n/nats.conf"
 }
 

@@ -31,10 +31,10 @@ who can reach it, and a warning says so. Stops cleanly on SIGINT or SIGTERM.
 
 // The API's settings; `dev` uses them with an "api-" prefix on the flags.
 var (
-	setAPIListen   = setting{"listen", "JETFLOW_API_LISTEN"}
-	setAPIKeys     = setting{"keys", "JETFLOW_API_KEYS"}
-	setAPIKeysFile = setting{"keys-file", "JETFLOW_API_KEYS_FILE"}
-	setAPIMaxBody  = setting{"max-body", "JETFLOW_API_MAX_BODY"}
+	setAPIListen   = setting{flag: "listen", env: "JETFLOW_API_LISTEN"}
+	setAPIKeys     = setting{flag: "keys", env: "JETFLOW_API_KEYS"}
+	setAPIKeysFile = setting{flag: "keys-file", env: "JETFLOW_API_KEYS_FILE"}
+	setAPIMaxBody  = setting{flag: "max-body", env: "JETFLOW_API_MAX_BODY"}
 )
 
 // defaultAPIListen is where `api` and `dev` serve the HTTP API unless told otherwise (the port of

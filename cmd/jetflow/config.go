@@ -23,11 +23,17 @@ import (
 // registers only the flags it uses.
 type Config struct {
 	// NATS connection (client commands and worker).
-	NATSURL string
-	Creds   string
-	TLSCert string
-	TLSKey  string
-	TLSCA   string
+	NATSURL  string
+	User     string
+	Password string
+	Creds    string
+	NKey     string // an nkey seed file
+	// InboxPrefix is the prefix of reply subjects; "" means _INBOX_<User> with a user, else
+	// _INBOX (nats.conf lets each user subscribe to its own prefix only).
+	InboxPrefix string
+	TLSCert     string
+	TLSKey      string
+	TLSCA       string
 
 	LogLevel string
 
@@ -67,30 +73,36 @@ func DefaultConfig() Config {
 	}
 }
 
-// setting names one configuration value: its flag and its environment variable.
+// setting names one configuration value: its flag and its environment variable (and an older
+// name of the variable, read when the variable is unset).
 type setting struct {
 	flag string
 	env  string
+	old  string
 }
 
 // The settings. Flags and variables are documented in README.md; keep the two in step.
 var (
-	setNATS        = setting{"nats", "NATS_URL"}
-	setCreds       = setting{"creds", "NATS_CREDS"}
-	setTLSCert     = setting{"tls-cert", "NATS_CERT"}
-	setTLSKey      = setting{"tls-key", "NATS_KEY"}
-	setTLSCA       = setting{"tls-ca", "NATS_CA"}
-	setLogLevel    = setting{"log-level", "JETFLOW_LOG_LEVEL"}
-	setReplicas    = setting{"replicas", "JETFLOW_REPLICAS"}
-	setPartitions  = setting{"partitions", "JETFLOW_PARTITIONS"}
-	setCacheSize   = setting{"cache-size", "JETFLOW_CACHE_SIZE"}
-	setConcurrency = setting{"concurrency", "JETFLOW_CONCURRENCY"}
-	setActConc     = setting{"activity-concurrency", "JETFLOW_ACTIVITY_CONCURRENCY"}
-	setHealthAddr  = setting{"health-addr", "JETFLOW_HEALTH_ADDR"}
-	setRetention   = setting{"retention", "JETFLOW_RETENTION"}
-	setDrainGrace  = setting{"drain-grace", "JETFLOW_DRAIN_GRACE"}
-	setData        = setting{"data", "JETFLOW_DATA"}
-	setNATSListen  = setting{"nats-listen", "JETFLOW_NATS_LISTEN"}
+	setNATS        = setting{"nats", "NATS_URL", ""}
+	setUser        = setting{"nats-user", "NATS_USER", ""}
+	setPassword    = setting{"nats-password", "NATS_PASSWORD", ""}
+	setCreds       = setting{"nats-creds", "NATS_CREDS", ""}
+	setNKey        = setting{"nats-nkey", "NATS_NKEY", ""}
+	setInbox       = setting{"nats-inbox-prefix", "NATS_INBOX_PREFIX", ""}
+	setTLSCert     = setting{"tls-cert", "NATS_TLS_CERT", "NATS_CERT"}
+	setTLSKey      = setting{"tls-key", "NATS_TLS_KEY", "NATS_KEY"}
+	setTLSCA       = setting{"tls-ca", "NATS_TLS_CA", "NATS_CA"}
+	setLogLevel    = setting{"log-level", "JETFLOW_LOG_LEVEL", ""}
+	setReplicas    = setting{"replicas", "JETFLOW_REPLICAS", ""}
+	setPartitions  = setting{"partitions", "JETFLOW_PARTITIONS", ""}
+	setCacheSize   = setting{"cache-size", "JETFLOW_CACHE_SIZE", ""}
+	setConcurrency = setting{"concurrency", "JETFLOW_CONCURRENCY", ""}
+	setActConc     = setting{"activity-concurrency", "JETFLOW_ACTIVITY_CONCURRENCY", ""}
+	setHealthAddr  = setting{"health-addr", "JETFLOW_HEALTH_ADDR", ""}
+	setRetention   = setting{"retention", "JETFLOW_RETENTION", ""}
+	setDrainGrace  = setting{"drain-grace", "JETFLOW_DRAIN_GRACE", ""}
+	setData        = setting{"data", "JETFLOW_DATA", ""}
+	setNATSListen  = setting{"nats-listen", "JETFLOW_NATS_LISTEN", ""}
 )
 
 // ConfigError is a configuration value that cannot be used.
@@ -124,6 +136,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	str := func(s setting, dst *string) {
 		if v := getenv(s.env); v != "" {
 			*dst = v
+		} else if v := getenv(s.old); s.old != "" && v != "" {
+			*dst = v
 		}
 	}
 	num := func(s setting, dst *int) {
@@ -139,7 +153,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		*dst = n
 	}
 	str(setNATS, &c.NATSURL)
+	str(setUser, &c.User)
+	str(setPassword, &c.Password)
 	str(setCreds, &c.Creds)
+	str(setNKey, &c.NKey)
+	str(setInbox, &c.InboxPrefix)
 	str(setTLSCert, &c.TLSCert)
 	str(setTLSKey, &c.TLSKey)
 	str(setTLSCA, &c.TLSCA)
@@ -211,7 +229,11 @@ func usageFor(s setting, text string) string { return fmt.Sprintf("%s (env %s)",
 // connFlags adds the NATS connection flags.
 func (c *Config) connFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NATSURL, setNATS.flag, c.NATSURL, usageFor(setNATS, "NATS server `URL`(s), comma-separated"))
-	fs.StringVar(&c.Creds, setCreds.flag, c.Creds, usageFor(setCreds, "NATS user credentials `file`"))
+	fs.StringVar(&c.User, setUser.flag, c.User, usageFor(setUser, "NATS `user` (nats.conf: worker, api, raiser, publisher)"))
+	fs.StringVar(&c.Password, setPassword.flag, c.Password, usageFor(setPassword, "NATS `password` of --nats-user (prefer the variable: flags show in ps)"))
+	fs.StringVar(&c.Creds, setCreds.flag, c.Creds, usageFor(setCreds, "NATS user credentials `file` (JWT and nkey seed)"))
+	fs.StringVar(&c.NKey, setNKey.flag, c.NKey, usageFor(setNKey, "NATS nkey seed `file`"))
+	fs.StringVar(&c.InboxPrefix, setInbox.flag, c.InboxPrefix, usageFor(setInbox, "`prefix` of reply subjects (default _INBOX_<user> with --nats-user, else _INBOX)"))
 	fs.StringVar(&c.TLSCert, setTLSCert.flag, c.TLSCert, usageFor(setTLSCert, "TLS client certificate `file`"))
 	fs.StringVar(&c.TLSKey, setTLSKey.flag, c.TLSKey, usageFor(setTLSKey, "TLS client key `file`"))
 	fs.StringVar(&c.TLSCA, setTLSCA.flag, c.TLSCA, usageFor(setTLSCA, "TLS certificate authority `file`"))
@@ -222,6 +244,11 @@ func (c *Config) connFlags(fs *flag.FlagSet) {
 	}{
 		{"server", setNATS.flag, &c.NATSURL},
 		{"s", setNATS.flag, &c.NATSURL},
+		{"creds", setCreds.flag, &c.Creds},
+		{"user", setUser.flag, &c.User},
+		{"password", setPassword.flag, &c.Password},
+		{"nkey", setNKey.flag, &c.NKey},
+		{"inbox-prefix", setInbox.flag, &c.InboxPrefix},
 		{"tlscert", setTLSCert.flag, &c.TLSCert},
 		{"tlskey", setTLSKey.flag, &c.TLSKey},
 		{"tlsca", setTLSCA.flag, &c.TLSCA},
@@ -290,6 +317,8 @@ func (c Config) validateConnection(bad reportFunc) {
 		}
 	}
 	fileSetting(setCreds, c.Creds)
+	fileSetting(setNKey, c.NKey)
+	c.validateAuth(bad)
 	fileSetting(setTLSCert, c.TLSCert)
 	fileSetting(setTLSKey, c.TLSKey)
 	fileSetting(setTLSCA, c.TLSCA)
@@ -300,6 +329,38 @@ func (c Config) validateConnection(bad reportFunc) {
 			bad(setTLSKey, "must be set together with --%s", setTLSCert.flag)
 		}
 	}
+}
+
+// validateAuth checks that at most one way of authenticating is given, a password only with a
+// user, and an inbox prefix that is a subject without wildcards.
+func (c Config) validateAuth(bad reportFunc) {
+	n := 0
+	for _, set := range []bool{c.User != "", c.Creds != "", c.NKey != ""} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n > 1:
+		bad(setUser, "cannot be combined with --%s or --%s: give one way to authenticate", setCreds.flag, setNKey.flag)
+	case c.Password != "" && c.User == "":
+		bad(setPassword, "needs --%s", setUser.flag)
+	}
+	if p := c.InboxPrefix; p != "" && (strings.ContainsAny(p, "*> \t") || strings.HasSuffix(p, ".") || strings.HasPrefix(p, ".")) {
+		bad(setInbox, "must be a subject without wildcards, got %q", p)
+	}
+}
+
+// inboxPrefix is the prefix of reply subjects: InboxPrefix, else _INBOX_<User> with a user (the
+// prefix nats.conf gives each user), else nats.go's default.
+func (c Config) inboxPrefix() string {
+	switch {
+	case c.InboxPrefix != "":
+		return c.InboxPrefix
+	case c.User != "":
+		return "_INBOX_" + c.User
+	}
+	return ""
 }
 
 // validateNATSURL checks one of the comma-separated NATS URLs ("" is skipped).

@@ -99,8 +99,12 @@ func TestValidate(t *testing.T) {
 	}{
 		{"empty NATS URL", func(c *Config) { c.NATSURL = "" }, "--nats (env NATS_URL) must not be empty"},
 		{"bad NATS scheme", func(c *Config) { c.NATSURL = "http://x:4222" }, `--nats (env NATS_URL) has URL "http://x:4222" with scheme "http"`},
-		{"missing creds", func(c *Config) { c.Creds = "/does/not/exist.creds" }, "--creds (env NATS_CREDS) names a file that cannot be read"},
-		{"tls key without cert", func(c *Config) { c.TLSKey = "config_test.go" }, "--tls-cert (env NATS_CERT) must be set together with --tls-key"},
+		{"missing creds", func(c *Config) { c.Creds = "/does/not/exist.creds" }, "--nats-creds (env NATS_CREDS) names a file that cannot be read"},
+		{"tls key without cert", func(c *Config) { c.TLSKey = "config_test.go" }, "--tls-cert (env NATS_TLS_CERT) must be set together with --tls-key"},
+		{"password without user", func(c *Config) { c.Password = "x" }, "--nats-password (env NATS_PASSWORD) needs --nats-user"},
+		{"user and creds", func(c *Config) { c.User, c.Creds = "api", "config_test.go" }, "--nats-user (env NATS_USER) cannot be combined with --nats-creds or --nats-nkey"},
+		{"missing nkey", func(c *Config) { c.NKey = "/does/not/exist.nk" }, "--nats-nkey (env NATS_NKEY) names a file that cannot be read"},
+		{"inbox prefix", func(c *Config) { c.InboxPrefix = "_INBOX.>" }, `--nats-inbox-prefix (env NATS_INBOX_PREFIX) must be a subject without wildcards, got "_INBOX.>"`},
 		{"log level", func(c *Config) { c.LogLevel = "loud" }, `--log-level (env JETFLOW_LOG_LEVEL) must be trace, debug, info, warn or error, got "loud"`},
 		// The worker settings are checked by the options they make (natsjs, engine).
 		{"replicas", func(c *Config) { c.Replicas = 7 }, "--replicas (env JETFLOW_REPLICAS): invalid option: replicas must be 1..5, got 7"},
@@ -259,5 +263,31 @@ func TestNATSToolFlagNames(t *testing.T) {
 	cfg := parseWorkerConfig(t, map[string]string{"NATS_CERT": files["cert.pem"], "NATS_KEY": files["key.pem"], "NATS_CA": files["ca.pem"], "NATS_CREDS": files["user.creds"]})
 	if cfg.TLSCert != files["cert.pem"] || cfg.TLSKey != files["key.pem"] || cfg.TLSCA != files["ca.pem"] || cfg.Creds != files["user.creds"] {
 		t.Errorf("from the nats tool's environment variables: %+v", cfg)
+	}
+}
+
+// Credentials and TLS files come from the NATS_* variables; NATS_TLS_* win over the older
+// NATS_CA, NATS_CERT, NATS_KEY; a user gets its own inbox prefix, _INBOX_<user>.
+func TestConnectionSettings(t *testing.T) {
+	env := map[string]string{
+		"NATS_USER": "api", "NATS_PASSWORD": "secret", "NATS_TLS_CA": "new-ca.pem", "NATS_CA": "old-ca.pem",
+		"NATS_CERT": "old-cert.pem", "NATS_KEY": "old-key.pem",
+	}
+	c, err := loadConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.User != "api" || c.Password != "secret" || c.TLSCA != "new-ca.pem" || c.TLSCert != "old-cert.pem" || c.TLSKey != "old-key.pem" {
+		t.Errorf("config = %+v", c)
+	}
+	if got := c.inboxPrefix(); got != "_INBOX_api" {
+		t.Errorf("inbox prefix = %q, want _INBOX_api", got)
+	}
+	c.InboxPrefix = "_INBOX_custom"
+	if got := c.inboxPrefix(); got != "_INBOX_custom" {
+		t.Errorf("inbox prefix = %q, want _INBOX_custom", got)
+	}
+	if got := DefaultConfig().inboxPrefix(); got != "" {
+		t.Errorf("inbox prefix without a user = %q, want nats.go's default", got)
 	}
 }

@@ -36,8 +36,28 @@ func (c Config) natsOptions(name string, log zerolog.Logger) []nats.Option {
 			ev.Msg("NATS error")
 		}),
 	}
+	return append(opts, c.authOptions()...)
+}
+
+// authOptions are the options that authenticate the connection and set its TLS files and its
+// inbox prefix; call them on a validated Config.
+func (c Config) authOptions() []nats.Option {
+	var opts []nats.Option
+	if c.User != "" {
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	}
 	if c.Creds != "" {
 		opts = append(opts, nats.UserCredentials(c.Creds))
+	}
+	if c.NKey != "" {
+		opt, err := nats.NkeyOptionFromSeed(c.NKey)
+		if err != nil {
+			opt = func(*nats.Options) error { return fmt.Errorf("--%s: %w", setNKey.flag, err) }
+		}
+		opts = append(opts, opt)
+	}
+	if p := c.inboxPrefix(); p != "" {
+		opts = append(opts, nats.CustomInboxPrefix(p))
 	}
 	if c.TLSCert != "" {
 		opts = append(opts, nats.ClientCert(c.TLSCert, c.TLSKey))

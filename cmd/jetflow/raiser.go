@@ -65,13 +65,13 @@ The raiser binds to jetflow's existing streams, so start a worker (or jetflow de
 
 // The raiser's settings, besides the connection, log and health settings of Config.
 var (
-	setRaiserConfig    = setting{"config", "JETFLOW_RAISER_CONFIG"}
-	setRaiserQueue     = setting{"queue", "JETFLOW_RAISER_QUEUE"}
-	setRaiserEvent     = setting{"event", "JETFLOW_RAISER_EVENT"}
-	setRaiserData      = setting{"data", "JETFLOW_RAISER_DATA"}
-	setRaiserStream    = setting{"stream", "JETFLOW_RAISER_STREAM"}
-	setRaiserConsumer  = setting{"consumer", "JETFLOW_RAISER_CONSUMER"}
-	setRaiserOnUnknown = setting{"on-unknown", "JETFLOW_RAISER_ON_UNKNOWN"}
+	setRaiserConfig    = setting{flag: "config", env: "JETFLOW_RAISER_CONFIG"}
+	setRaiserQueue     = setting{flag: "queue", env: "JETFLOW_RAISER_QUEUE"}
+	setRaiserEvent     = setting{flag: "event", env: "JETFLOW_RAISER_EVENT"}
+	setRaiserData      = setting{flag: "data", env: "JETFLOW_RAISER_DATA"}
+	setRaiserStream    = setting{flag: "stream", env: "JETFLOW_RAISER_STREAM"}
+	setRaiserConsumer  = setting{flag: "consumer", env: "JETFLOW_RAISER_CONSUMER"}
+	setRaiserOnUnknown = setting{flag: "on-unknown", env: "JETFLOW_RAISER_ON_UNKNOWN"}
 )
 
 // raiserSettings are the raiser's own flags.

@@ -77,10 +77,7 @@ type overlayEnv struct {
 // the prod overlays.
 var operatorSecrets = []string{
 	"jetflow-api-keys",
-	"jetflow-nats-api",
-	"jetflow-nats-publisher",
-	"jetflow-nats-raiser",
-	"jetflow-nats-worker",
+	"jetflow-nats-auth",
 }
 
 // workload is a Deployment or StatefulSet: the objects that run pods.
@@ -140,9 +137,8 @@ func checkObjects(objs []object, env overlayEnv) []error {
 		case *corev1.Secret:
 			secrets[key(o.Namespace, o.Name)] = true
 			// An example password and its hash (dev) must agree, or the user cannot connect.
-			pw, hash := secretValue(v, "password"), secretValue(v, "password-hash")
-			if pw != nil && hash != nil && bcrypt.CompareHashAndPassword(hash, pw) != nil {
-				bad(o, "password-hash is not a bcrypt hash of password")
+			for _, user := range mismatchedHashes(v) {
+				bad(o, "%s-hash is not a bcrypt hash of %s-password", user, user)
 			}
 			if env.Prod {
 				bad(o, "is a Secret in a prod overlay: prod ships no credentials, the operator creates them")
@@ -561,6 +557,27 @@ func checkEndpoint(o object, endpoint string, services map[string]*corev1.Servic
 	if !slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return strconv.Itoa(int(p.Port)) == port }) {
 		bad("natsServerMonitoringEndpoint %q: Service %s has no port %s", endpoint, s.Name, port)
 	}
+}
+
+// mismatchedHashes returns the users whose <user>-password and <user>-hash in s do not match.
+func mismatchedHashes(s *corev1.Secret) []string {
+	keys := map[string]bool{}
+	for k := range s.Data {
+		keys[k] = true
+	}
+	for k := range s.StringData {
+		keys[k] = true
+	}
+	var users []string
+	for k := range keys {
+		user, ok := strings.CutSuffix(k, "-password")
+		hash := secretValue(s, user+"-hash")
+		if ok && hash != nil && bcrypt.CompareHashAndPassword(hash, secretValue(s, k)) != nil {
+			users = append(users, user)
+		}
+	}
+	sort.Strings(users)
+	return users
 }
 
 // secretValue returns a Secret's value under key, from data or stringData; nil if it has none.

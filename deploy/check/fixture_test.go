@@ -15,8 +15,8 @@ metadata:
   name: nats-worker
   namespace: jetflow
 stringData:
-  password: example
-  password-hash: $2a$04$n0Qt4zdYux6dztuQ.0.p.OBKjIZXkvJUQcyQJLqNoXX/.W1JEBQv.
+  worker-password: example
+  worker-hash: $2a$04$n0Qt4zdYux6dztuQ.0.p.OBKjIZXkvJUQcyQJLqNoXX/.W1JEBQv.
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -46,7 +46,7 @@ spec:
               valueFrom:
                 secretKeyRef:
                   name: nats-worker
-                  key: password
+                  key: worker-password
           ports:
             - name: health
               containerPort: 8081
@@ -268,7 +268,7 @@ func TestChecksCatch(t *testing.T) {
 		{"replicas under an autoscaler", replace("  name: jetflow-worker\n  namespace: jetflow\nspec:\n  selector:", "  name: jetflow-worker\n  namespace: jetflow\nspec:\n  replicas: 3\n  selector:"), overlayEnv{}, "sets spec.replicas although"},
 		{"missing Secret", replace("  name: nats-worker\n  namespace: jetflow\nstringData", "  name: nats-wrker\n  namespace: jetflow\nstringData"), overlayEnv{}, `refers to Secret "nats-worker", which is not rendered`},
 		{"Secret in prod", nil, overlayEnv{Prod: true}, "prod ships no credentials"},
-		{"hash of another password", replace("  password: example\n", "  password: exampel\n"), overlayEnv{}, "password-hash is not a bcrypt hash of password"},
+		{"hash of another password", replace("  worker-password: example\n", "  worker-password: exampel\n"), overlayEnv{}, "worker-hash is not a bcrypt hash of worker-password"},
 		{"no namespace", replace("  name: jetflow-api\n  namespace: jetflow\nspec:\n  selector:", "  name: jetflow-api\nspec:\n  selector:"), overlayEnv{}, "has no namespace"},
 		{"NATS other than go.mod's", replace("example.com/jetflow:v1.2.3", "nats:2.10.0-alpine"), overlayEnv{NATSVersion: "2.15.2"}, "runs nats:2.10.0-alpine; go.mod's nats-server is 2.15.2"},
 	} {

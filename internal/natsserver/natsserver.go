@@ -58,7 +58,18 @@ var ConfDefaults = map[string]string{
 	"NATS_MAX_MEMORY_STORE": "256MB",
 	"NATS_MAX_FILE_STORE":   "10GB",
 	"NATS_CLUSTER_NAME":     "jetflow",
+	// The users' password hashes have no default: a real server must be given each one. These
+	// placeholders (not the hash of any password) only let conf-check and the tests parse the
+	// files.
+	"NATS_WORKER_PASSWORD_HASH":    PasswordPlaceholder,
+	"NATS_API_PASSWORD_HASH":       PasswordPlaceholder,
+	"NATS_RAISER_PASSWORD_HASH":    PasswordPlaceholder,
+	"NATS_PUBLISHER_PASSWORD_HASH": PasswordPlaceholder,
 }
+
+// PasswordPlaceholder stands for an unset password hash variable in conf-check and the tests:
+// shaped like a bcrypt hash, it matches no password.
+const PasswordPlaceholder = "$2a$11$conf.check.placeholder.matches.no.password.at.all"
 
 // CheckConf reports the settings of a parsed NATS server configuration (nats.conf) that
 // disagree with the embedded server's (Options) where jetflow depends on them: JetStream must be

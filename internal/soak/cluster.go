@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetflow-dev/jetflow/internal/natsserver"
 	"github.com/jetflow-dev/jetflow/pkg/raiser"
 )
 
@@ -116,6 +117,8 @@ func (c *cluster) nodeProc(n int) (*proc, error) {
 include "../nats.conf"
 listen: 127.0.0.1:%d
 http_port: %d
+# No users: the soak's processes and checks connect without accounts.
+authorization {}
 cluster {
   name: jetflow-soak
   listen: 127.0.0.1:%d
@@ -129,6 +132,9 @@ cluster {
 	}
 	env := []string{"NATS_SERVER_NAME=" + nodeNamePrefix + strconv.Itoa(n), `NATS_STORE_DIR="` + dir + `"`,
 		"NATS_MAX_MEMORY_STORE=256MB", "NATS_MAX_FILE_STORE=4GB"}
+	for _, role := range []string{"WORKER", "API", "RAISER", "PUBLISHER"} {
+		env = append(env, "NATS_"+role+"_PASSWORD_HASH="+natsserver.PasswordPlaceholder)
+	}
 	return newProc("nats-"+strconv.Itoa(n), c.cfg.Dir, env, c.cfg.NATSServerBin, "-c", path), nil
 }
 
