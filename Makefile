@@ -18,7 +18,7 @@ BENCHIDLE  ?= 100000
 # embeds and tests against).
 NATS_SERVER ?= bin/nats-server
 
-.PHONY: build run test fuzz bench bench-idle bench-go lint conf-check prove-permissions nats cluster cluster-stop soak clean
+.PHONY: build run test fuzz bench bench-idle bench-go lint conf-check deploy-check deploy-sync prove-permissions nats cluster cluster-stop soak clean
 
 ## build: the jetflow binary in bin/
 build:
@@ -79,6 +79,18 @@ lint:
 ## conf-check: check the NATS server configurations (like nats-server -t, no binary needed)
 conf-check:
 	$(GO) run ./cmd/jetflow conf-check nats.conf deploy/nats.conf
+
+## deploy-check: render every overlay in deploy/overlays with kustomize, decode each object strictly
+## into its Kubernetes type and check the rules (probes, limits, pinned images, PodDisruptionBudgets,
+## NetworkPolicies, the KEDA triggers); prints each overlay's objects by kind. deploy/check is a
+## module of its own (kustomize and k8s.io/api stay out of jetflow's go.mod)
+deploy-check:
+	cd deploy/check && $(GO) vet . && $(GO) test -count=1 -v .
+
+## deploy-sync: copy deploy/*.conf (the NATS configuration) into the kustomize base, deploy/base, which
+## cannot read it where it is
+deploy-sync:
+	cp deploy/*.conf deploy/base/
 
 ## prove-permissions: start bin/nats-server (built from go.mod) with nats-tls.conf (nats.conf with
 ## TLS), certificates and passwords generated for the run, and check each user's permissions: what
