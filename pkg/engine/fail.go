@@ -31,8 +31,9 @@ type failure struct {
 
 // failOn dead-letters m with reason and fails the instance with it, in a turn of its own: if
 // the turn holds messages already, m waits for the next one. Either way the turn ends (false).
-// The instance fails if it runs, or if m is the start it waits for (or, for an instance that
-// does not exist, a start that would create it); otherwise m is only dead-lettered.
+// The instance fails if m is the start it waits for (or, for an instance that does not exist,
+// a start that would create it), or if it runs and m is not a start; otherwise m is only
+// dead-lettered.
 func (b *turnBuilder) failOn(m backend.WorkMessage, kind, reason string) bool {
 	if b.applied > 0 {
 		return false
@@ -40,14 +41,14 @@ func (b *turnBuilder) failOn(m backend.WorkMessage, kind, reason string) bool {
 	b.deadLetter(kind, reason)
 	f := &failure{kind: kind, reason: reason}
 	switch {
-	case b.exec != nil:
 	case m.Kind == backend.KindStart:
+		// Only the start a generation waits for fails it; a stray start is dead-lettered.
 		f.start = b.failingStart(m.Data)
 		if f.start == nil {
 			return false
 		}
-	default:
-		return false
+	case b.exec == nil:
+		return false // nothing runs that could fail
 	}
 	b.failure = f
 	return false
