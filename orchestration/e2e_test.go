@@ -327,7 +327,7 @@ func TestPhoneVerificationEndToEnd(t *testing.T) {
 		id := "phone-wrong"
 		code := challenge(t, id, "+15550002", 60)
 		e.raise(t, id, "SmsChallengeResponse", wrong(code))
-		e.raise(t, id, "SmsChallengeResponse", strconv.Itoa(code)) // a string: counted as wrong
+		e.raise(t, id, "SmsChallengeResponse", "code "+strconv.Itoa(code)) // not a number: counted as wrong
 		e.raise(t, id, "SmsChallengeResponse", wrong(code))
 		var ok bool
 		e.completed(t, id, &ok)

@@ -303,7 +303,7 @@ func TestPhoneVerification(t *testing.T) {
 	})
 	t.Run("three wrong answers", func(t *testing.T) {
 		run := started(t, input)
-		for _, answer := range []any{1111, "4321", 2222} { // a string is not a number: wrong
+		for _, answer := range []any{1111, "code 4321", 2222} { // not a number: wrong
 			run.Raise("SmsChallengeResponse", answer)
 		}
 		if result(t, run) {

@@ -52,9 +52,10 @@ func (in PhoneVerificationInput) timeout() (time.Duration, error) {
 
 // PhoneVerification takes a phone number (see PhoneVerificationInput) and calls SendSmsChallenge,
 // which texts a four-digit code. Then it waits for the event "SmsChallengeResponse", whose data is
-// the code as a JSON integer (1234, not "1234"), up to MaxChallengeAttempts times. The right code
-// outputs true. Three wrong answers, or the timeout (one deadline for all attempts, as in the
-// Durable Functions sample), output false. Data that is not an integer counts as a wrong answer.
+// the code as a JSON integer (1234; "1234", as some Durable Functions clients encode it, is read
+// as 1234 too), up to MaxChallengeAttempts times. The right code outputs true. Three wrong
+// answers, or the timeout (one deadline for all attempts, as in the Durable Functions sample),
+// output false. Data that is not an integer counts as a wrong answer.
 func PhoneVerification(ctx *durable.OrchestrationContext) (any, error) {
 	var in PhoneVerificationInput
 	if err := ctx.GetInput(&in); err != nil {

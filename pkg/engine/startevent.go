@@ -34,9 +34,9 @@ type Event struct {
 // turn of its own. The event is never lost to a generation that ends in between, never applied
 // to an older one, and never discarded as addressed to an instance that does not exist yet.
 // Whether a new generation started is decided by the worker; read the status or history to know.
-// Racing a plain start of the same ID that has not been applied yet, the start-with-event wins
-// if the worker reaches it first (the plain start is then ignored), so that its event is not
-// discarded along with its start.
+// Racing another start of the same ID, the start recorded first (the caller told nil) is the one
+// whose generation runs, with this start's event raised on it, whichever message a worker
+// reaches first.
 //
 // The input and the event data together must fit in the backend's payload limit.
 func (c *Client) StartWithEvent(ctx context.Context, name string, ev Event, opts ...StartOption) (string, error) {

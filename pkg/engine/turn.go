@@ -168,6 +168,14 @@ func (b *turnBuilder) addStart(m backend.WorkMessage, log zerolog.Logger) bool {
 		(s.Status == history.StatusPending && (s.StartID == req.StartID || req.Event != nil) && b.exec == nil))
 	if !startable {
 		if b.start == nil && s != nil && s.StartID == req.StartID {
+			if req.Event != nil && b.exec != nil {
+				// Its generation was started from its pending record, by a start-with-event
+				// that came first (below); its own event is raised now, first in its turn.
+				if len(b.events) > 0 {
+					return false
+				}
+				return b.addStartEvent(m, &req)
+			}
 			b.applied++ // a duplicate of the start that created it
 			return true
 		}
@@ -187,6 +195,13 @@ func (b *turnBuilder) addStart(m backend.WorkMessage, log zerolog.Logger) bool {
 	}
 	if len(b.events) > 0 {
 		return false
+	}
+	if s != nil && s.Status == history.StatusPending && s.StartID != req.StartID {
+		// A start-with-event that came before the start the instance waits for (the one whose
+		// client recorded it): that start's generation begins, with this start's event, so that
+		// the client told it created the instance sees its own input run.
+		req = backend.StartRequest{InstanceID: b.id, Name: s.Name, Input: s.Input, StartID: s.StartID,
+			Parent: s.Parent, Time: s.CreatedAt, Event: req.Event}
 	}
 	if len(req.Input) == 0 {
 		req.Input = json.RawMessage("null")
