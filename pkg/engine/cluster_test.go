@@ -339,6 +339,12 @@ func runClusterFailover(t *testing.T, c clusterNodes) {
 	ctx := context.Background()
 	logs := &clusterLog{}
 	logger := zerolog.New(logs).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+	summarized := false
+	t.Cleanup(func() { // a test that stopped early shows the workers' warnings too
+		if s := logs.summary(); t.Failed() && !summarized && s != "" {
+			t.Logf("worker warnings and errors (numbers masked):\n%s", s)
+		}
+	})
 	backendOn := func(server int, name string) (*nats.Conn, jetstream.JetStream, *natsjs.Backend) {
 		nc, js := c.connect(t, server, name)
 		b, err := natsjs.New(ctx, js, natsjs.WithReplicas(3),
@@ -445,7 +451,11 @@ func runClusterFailover(t *testing.T, c clusterNodes) {
 	// leads the instance stream, then raise "Go" on the odd instances through the failover.
 	natstest.CheckFor(t, 30*time.Second, 5*time.Millisecond, func() error {
 		if got := runs.lastSteps(); got < n/6 {
-			return fmt.Errorf("%d of %d instances at their last step", got, n)
+			commits.mu.Lock()
+			committed := len(commits.times)
+			commits.mu.Unlock()
+			return fmt.Errorf("%d of %d instances at their last step; %d turns committed, %d activities run; leaders %s",
+				got, n, committed, workers[0].Stats().Activities+workers[1].Stats().Activities, leaders())
 		}
 		return nil
 	})
@@ -532,6 +542,7 @@ func runClusterFailover(t *testing.T, c clusterNodes) {
 	t.Logf("left over: %s", clusterLeftOver(e))
 	t.Logf("turns %d, conflicts %d, activities run %d: Step ran %d times for %d tasks (%d re-executions); raise errors retried: %v",
 		turns, conflicts, activities, executions, distinct, reruns, raiseErrs)
+	summarized = true
 	if s := logs.summary(); s != "" {
 		t.Logf("worker warnings and errors (numbers masked):\n%s", s)
 	}
