@@ -454,8 +454,8 @@ func runClusterFailover(t *testing.T, c clusterNodes) {
 			commits.mu.Lock()
 			committed := len(commits.times)
 			commits.mu.Unlock()
-			return fmt.Errorf("%d of %d instances at their last step; %d turns committed, %d activities run; leaders %s",
-				got, n, committed, workers[0].Stats().Activities+workers[1].Stats().Activities, leaders())
+			return fmt.Errorf("%d of %d instances at their last step; %d turns committed, %d activities run; %s; leaders %s",
+				got, n, committed, workers[0].Stats().Activities+workers[1].Stats().Activities, clusterSchedules(clientJS, names), leaders())
 		}
 		return nil
 	})
@@ -656,4 +656,20 @@ func clusterLeftOver(e *env) string {
 		parts = append(parts, fmt.Sprintf("%s: %d delivered, not acked (%d redelivered)", name, ackPending, redelivered))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// clusterSchedules says how many durable timers are scheduled in the instance stream (a stuck
+// run tells timers that never fired from ones never scheduled).
+func clusterSchedules(js jetstream.JetStream, names natsjs.Names) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, names.InstanceStream())
+	if err != nil {
+		return "schedules: " + err.Error()
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(names.ScheduleSubjects()))
+	if err != nil {
+		return "schedules: " + err.Error()
+	}
+	return fmt.Sprintf("%d timers scheduled, not fired", len(info.State.Subjects))
 }
