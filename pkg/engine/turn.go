@@ -107,7 +107,7 @@ func (b *turnBuilder) add(ctx context.Context, m backend.WorkMessage) bool {
 	case m.Deliveries > w.opts.poisonAfter:
 		// The message was taken that many times and never applied: it is likely what stops
 		// the workers that take it. It is dead-lettered and the instance fails (fail.go).
-		return b.failOn(m, "PoisonMessage", fmt.Sprintf("a %s message was delivered %d times without being processed", m.Kind, m.Deliveries))
+		return b.failOn(m, FailurePoisonMessage, fmt.Sprintf("a %s message was delivered %d times without being processed", m.Kind, m.Deliveries))
 	case m.Kind == backend.KindStart:
 		// The payload limit applies to the start's input and event data (StartRequest.CheckPayload),
 		// as clients apply it, not to the message's envelope.
@@ -158,10 +158,10 @@ func (b *turnBuilder) add(ctx context.Context, m backend.WorkMessage) bool {
 func (b *turnBuilder) addStart(m backend.WorkMessage, log zerolog.Logger) bool {
 	var req backend.StartRequest
 	if err := json.Unmarshal(m.Data, &req); err != nil || req.Name == "" || req.InstanceID != b.id || !validStartEvent(req.Event) {
-		return b.failOn(m, "InvalidStart", "the start message is not a valid start request")
+		return b.failOn(m, FailureInvalidStart, "the start message is not a valid start request")
 	}
 	if err := req.CheckPayload(b.w.opts.maxPayload); err != nil {
-		return b.failOn(m, "PayloadTooLarge", err.Error())
+		return b.failOn(m, FailurePayloadTooLarge, err.Error())
 	}
 	s := b.state
 	startable := b.start == nil && (s == nil || s.Status.IsTerminal() ||

@@ -23,7 +23,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -42,23 +41,11 @@ type deliveryRecord struct {
 
 // deliveryBucket binds the delivery bucket, creating it if it is missing.
 func (b *Backend) deliveryBucket(ctx context.Context) (jetstream.KeyValue, error) {
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	if kv, err := b.js.KeyValue(ctx, b.names.DeliveryBucket()); err == nil {
-		return kv, nil
-	}
-	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	return b.bucket(ctx, jetstream.KeyValueConfig{
 		Bucket:      b.names.DeliveryBucket(),
 		Description: "jetflow: deliveries of instance messages that may have stopped a worker",
-		History:     1,
 		TTL:         deliveryAge,
-		Storage:     jetstream.FileStorage,
-		Replicas:    b.opts.replicas,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("creating bucket %s: %w", b.names.DeliveryBucket(), err)
-	}
-	return kv, nil
 }
 
 // mayBeRetaken reports whether m may have been taken before by a worker that is gone, so that

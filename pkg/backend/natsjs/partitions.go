@@ -126,20 +126,24 @@ func (b *Backend) consumeInbox(ctx context.Context, handle func(inboxMessage)) e
 
 // leaseBucket binds the lease bucket, creating it if it is missing.
 func (b *Backend) leaseBucket(ctx context.Context) (jetstream.KeyValue, error) {
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	if kv, err := b.js.KeyValue(ctx, b.names.LeaseBucket()); err == nil {
-		return kv, nil
-	}
-	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	return b.bucket(ctx, jetstream.KeyValueConfig{
 		Bucket:      b.names.LeaseBucket(),
 		Description: "jetflow: worker heartbeats and partition ownership",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    b.opts.replicas,
 	})
+}
+
+// bucket binds the KV bucket of cfg, creating it if it is missing (one value per key, file
+// storage, the configured replicas).
+func (b *Backend) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	if kv, err := b.js.KeyValue(ctx, cfg.Bucket); err == nil {
+		return kv, nil
+	}
+	cfg.History, cfg.Storage, cfg.Replicas = 1, jetstream.FileStorage, b.opts.replicas
+	kv, err := b.js.CreateOrUpdateKeyValue(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("creating bucket %s: %w", b.names.LeaseBucket(), err)
+		return nil, fmt.Errorf("creating bucket %s: %w", cfg.Bucket, err)
 	}
 	return kv, nil
 }
