@@ -343,6 +343,11 @@ func (b *Backend) publishTurn(ctx context.Context, turn *turnRecord) error {
 	if err := b.publishAll(ctx, msgs); err != nil {
 		return fmt.Errorf("publishing tasks of %q: %w", turn.InstanceID, err)
 	}
+	for _, a := range turn.Actions {
+		if a.Kind == history.ActionTimer {
+			b.timerGuard.watch(b.names.ScheduleSubject(idTok, turn.Generation, a.TaskID), a.FireAt)
+		}
+	}
 	if turn.Reset && turn.PrevFirstSeq != 0 {
 		b.dropBefore(ctx, idTok, turn.State.Revision)
 	}

@@ -322,6 +322,29 @@ func (n Names) PurgeScheduleSubject(idTok string) string {
 	return n.prefix + ".sched." + idTok + "." + kindPurge
 }
 
+// TimerSchedules returns the wildcard subject of every timer's schedule (not the scheduled
+// purges), e.g. "jetflow.sched.*.*.*".
+func (n Names) TimerSchedules() string { return n.prefix + ".sched.*.*.*" }
+
+// ParseTimerSchedule returns the encoded instance ID of a timer schedule's subject (see
+// ScheduleSubject), and false for any other subject.
+func (n Names) ParseTimerSchedule(subject string) (idTok string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, n.prefix+".sched.")
+	if !ok {
+		return "", false
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 || parts[0] == "" {
+		return "", false
+	}
+	for _, num := range parts[1:] {
+		if _, err := strconv.ParseUint(num, 10, 64); err != nil {
+			return "", false
+		}
+	}
+	return parts[0], true
+}
+
 // ActivitySubject returns the subject of tasks for the activity whose
 // encoded name is nameTok, e.g. "jetflow.activity.charge-card".
 func (n Names) ActivitySubject(nameTok string) string {

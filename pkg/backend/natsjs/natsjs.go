@@ -67,6 +67,8 @@ type Backend struct {
 	// items hands out orchestration work items; activities, activity work items.
 	items      *workItems
 	activities *activityItems
+	// timerGuard fires the durable timers the server leaves unfired (timerguard.go).
+	timerGuard *timerGuard
 	// ackErrors counts acks the server did not confirm; conflicts, work items read again
 	// because what a worker held was stale (see Stats).
 	ackErrors, conflicts atomic.Uint64
@@ -270,6 +272,7 @@ func newBackend(js jetstream.JetStream, opts []Option) (*Backend, error) {
 	b := &Backend{js: js, names: names, opts: o, log: o.log, direct: &directGets{nc: js.Conn()}}
 	b.items = newWorkItems(b)
 	b.activities = newActivityItems(b)
+	b.timerGuard = newTimerGuard()
 	return b, nil
 }
 

@@ -121,6 +121,10 @@ func (b *Backend) consumeInbox(ctx context.Context, handle func(inboxMessage)) e
 		lost:    make(chan lostPartition, 64),
 	}
 	ps.log = b.log.With().Str("member", ps.member).Logger()
+	if b.timerGuard.acquire() {
+		go b.runTimerGuard()
+	}
+	defer b.timerGuard.release()
 	return ps.run(ctx)
 }
 
@@ -388,6 +392,9 @@ func (ps *partitionSet) claim(ctx context.Context, p int, cur leaseView, exists 
 		return
 	}
 	ps.owned[p] = own
+	if takeover {
+		go ps.b.watchPartitionTimers(ctx, p)
+	}
 	ps.b.opts.metrics.PartitionsOwned(len(ps.owned))
 	ps.log.Debug().Int("partition", p).Uint64("epoch", epoch).Msg("partition claimed")
 }

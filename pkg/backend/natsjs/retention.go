@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // kindPurge is the kind of the inbox message that purges an ended instance; the backend handles
@@ -33,8 +34,8 @@ func (b *Backend) purgeSchedule(idTok string, turn *turnRecord) *nats.Msg {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	msg.Header.Set("Nats-Schedule", "@at "+at.Add(b.opts.retention).UTC().Format(time.RFC3339Nano))
-	msg.Header.Set("Nats-Schedule-Target", b.names.InstanceSubject(idTok, kindPurge))
+	msg.Header.Set(jetstream.ScheduleHeader, "@at "+at.Add(b.opts.retention).UTC().Format(time.RFC3339Nano))
+	msg.Header.Set(jetstream.ScheduleTargetHeader, b.names.InstanceSubject(idTok, kindPurge))
 	return msg
 }
 

@@ -168,8 +168,8 @@ func (b *Backend) actionMsg(idTok string, turn *turnRecord, a history.Action) (*
 		// are keyed by subject, so publishing one again replaces it.
 		msg := nats.NewMsg(b.names.ScheduleSubject(idTok, turn.Generation, a.TaskID))
 		msg.Data = mustJSON(backend.TimerFired{Generation: turn.Generation, TaskID: a.TaskID})
-		msg.Header.Set("Nats-Schedule", "@at "+a.FireAt.UTC().Format(time.RFC3339Nano))
-		msg.Header.Set("Nats-Schedule-Target", b.names.InstanceSubject(idTok, string(backend.KindTimer)))
+		msg.Header.Set(jetstream.ScheduleHeader, "@at "+a.FireAt.UTC().Format(time.RFC3339Nano))
+		msg.Header.Set(jetstream.ScheduleTargetHeader, b.names.InstanceSubject(idTok, string(backend.KindTimer)))
 		return msg, nil
 	case history.ActionSubOrchestration:
 		childTok, err := b.idToken(a.InstanceID)
