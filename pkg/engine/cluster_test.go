@@ -491,7 +491,8 @@ func runClusterFailover(t *testing.T, c clusterNodes) {
 		}
 		pending = still
 		if len(pending) > 0 {
-			return fmt.Errorf("%d of %d instances not ended (e.g. %s); %d at their last step", len(pending), n, pending[0], runs.lastSteps())
+			return fmt.Errorf("%d of %d instances not ended (e.g. %s: %s); %d at their last step; %s",
+				len(pending), n, pending[0], clusterDescribe(e, pending[0]), runs.lastSteps(), clusterSchedules(clientJS, names))
 		}
 		return nil
 	})
@@ -656,6 +657,26 @@ func clusterLeftOver(e *env) string {
 		parts = append(parts, fmt.Sprintf("%s: %d delivered, not acked (%d redelivered)", name, ackPending, redelivered))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// clusterDescribe says what a stuck instance waits for and how many of its messages wait in
+// its inbox.
+func clusterDescribe(e *env, id string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := e.client.GetStatus(ctx, id)
+	if err != nil {
+		return err.Error()
+	}
+	waiting, _ := json.Marshal(s.Waiting)
+	names := e.b.Names()
+	inbox := "inbox unknown"
+	if stream, err := e.js.Stream(ctx, names.InstanceStream()); err == nil {
+		if info, err := stream.Info(ctx, jetstream.WithSubjectFilter(names.StoredInstanceFilter(id))); err == nil {
+			inbox = fmt.Sprintf("inbox holds %v", info.State.Subjects)
+		}
+	}
+	return fmt.Sprintf("%s, version %d, waiting for %s, %s", s.Status, s.Version, waiting, inbox)
 }
 
 // clusterSchedules says how many durable timers are scheduled in the instance stream (a stuck
