@@ -77,6 +77,7 @@ type Metrics struct {
 	activities                   *prometheus.CounterVec
 	activityDuration             *prometheus.HistogramVec
 	timersScheduled, timersFired prometheus.Counter
+	timersRefired                prometheus.Counter
 	timersPending                *pendingTimers
 	started                      prometheus.Counter
 	ended                        *prometheus.CounterVec
@@ -128,6 +129,7 @@ func newMetrics() *Metrics {
 			Help: "Duration of activity executions, by activity and outcome.", Buckets: durationBuckets}, []string{"name", "outcome"}),
 		timersScheduled: counter("timers_scheduled_total", "Durable timers scheduled."),
 		timersFired:     counter("timers_fired_total", "Durable timers fired and applied to their instance."),
+		timersRefired:   counter("timers_refired_total", "Durable timers the server had not fired well after their time, fired by a worker."),
 		timersPending:   newPendingTimers(),
 		started:         counter("instances_started_total", "Instances started (a new generation from a start message)."),
 		ended:           counterVec("instances_ended_total", "Instances ended, by runtime status.", "status"),
@@ -144,7 +146,7 @@ func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.turns, m.turnErrors, m.conflicts, m.turnDuration, m.redeliveries,
 		m.eventsRaised, m.eventsBuffered, m.eventsDiscarded, m.activities, m.activityDuration,
-		m.timersScheduled, m.timersFired, m.timersPending, m.started, m.ended,
+		m.timersScheduled, m.timersFired, m.timersRefired, m.timersPending, m.started, m.ended,
 		m.cacheHits, m.cacheMisses, m.deadLetters, m.partitions, m.raiser,
 	}
 }
@@ -212,6 +214,13 @@ func (m *Metrics) TimersScheduled(n int) {
 func (m *Metrics) TimersFired(n int) {
 	if m != nil {
 		m.timersFired.Add(float64(n))
+	}
+}
+
+// TimerRefired records a durable timer that a worker fired because the server had not.
+func (m *Metrics) TimerRefired() {
+	if m != nil {
+		m.timersRefired.Inc()
 	}
 }
 

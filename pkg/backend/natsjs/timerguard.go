@@ -183,6 +183,7 @@ func (b *Backend) checkTimer(ctx context.Context, subject string) {
 	if err := b.inst.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
 		b.log.Debug().Err(err).Str("schedule", subject).Msg("removing a fired timer's schedule")
 	}
+	b.opts.metrics.TimerRefired()
 	b.log.Warn().Str("schedule", subject).Time("fire_at", fireAt).
 		Msg("the server had not fired a durable timer well after it was due; the worker fired it")
 }
