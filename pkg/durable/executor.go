@@ -492,6 +492,14 @@ func (e *Executor) newLeaf(kind taskKind, name string, input json.RawMessage) *T
 	return t
 }
 
+// newActivity schedules an attempt of activity name, bounded by timeouts, with the previous
+// attempt's heartbeat details.
+func (e *Executor) newActivity(name string, input json.RawMessage, timeouts *history.ActivityTimeouts, details json.RawMessage) *Task {
+	t := e.newLeaf(kindActivity, name, input)
+	t.timeouts, t.details = timeouts, details
+	return t
+}
+
 func (e *Executor) newTimer(fireAt time.Time) *Task {
 	t := e.newLeaf(kindTimer, "", nil)
 	t.fireAt = fireAt
@@ -512,7 +520,7 @@ func (t *Task) action() Action {
 	case kindSubOrchestration:
 		a.Kind, a.InstanceID = ActionSubOrchestration, t.childID
 	default:
-		a.Kind = ActionActivity
+		a.Kind, a.Timeouts, a.HeartbeatDetails = ActionActivity, t.timeouts, t.details
 	}
 	return a
 }

@@ -34,6 +34,8 @@ type workerOptions struct {
 	noOrchestrations    bool
 	// metrics records what the worker does; nil records nothing.
 	metrics *metrics.Metrics
+	// startToClose bounds an activity attempt whose call set no StartToClose.
+	startToClose time.Duration
 }
 
 // Defaults of the worker options, each changed by the option named beside it.
@@ -47,6 +49,9 @@ const (
 	DefaultMaxHistoryEvents    = 50000                              // WithMaxHistoryEvents
 	DefaultMaxPendingTasks     = 10000                              // WithMaxPendingTasks
 	DefaultDrainGrace          = 10 * time.Second                   // WithDrainGrace
+	// DefaultStartToClose bounds every activity attempt whose call set no StartToClose
+	// (durable.WithStartToClose): WithDefaultStartToClose.
+	DefaultStartToClose = 10 * time.Minute
 )
 
 // defaultWorkerOptions are the worker's options before WorkerOptions are applied.
@@ -62,6 +67,7 @@ func defaultWorkerOptions() workerOptions {
 		maxHistory:          DefaultMaxHistoryEvents,
 		maxPending:          DefaultMaxPendingTasks,
 		drainGrace:          DefaultDrainGrace,
+		startToClose:        DefaultStartToClose,
 	}
 }
 
@@ -217,4 +223,18 @@ func WithoutOrchestrations() WorkerOption {
 // one Metrics.
 func WithMetrics(m *metrics.Metrics) WorkerOption {
 	return func(o *workerOptions) error { o.metrics = m; return nil }
+}
+
+// WithDefaultStartToClose bounds each attempt of an activity whose call set no StartToClose
+// (durable.WithStartToClose) to d from when this worker starts it (default DefaultStartToClose,
+// 10 minutes). When it passes, the activity's context is cancelled and the attempt fails with
+// type history.FailureStartToCloseTimeout.
+func WithDefaultStartToClose(d time.Duration) WorkerOption {
+	return func(o *workerOptions) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: default StartToClose must be > 0, got %s", ErrInvalidOption, d)
+		}
+		o.startToClose = d
+		return nil
+	}
 }

@@ -30,10 +30,17 @@ type Stats struct {
 	Discarded    uint64 // messages for instances that do not exist or have ended
 	DeadLettered uint64 // messages sent to the dead-letter stream
 	Activities   uint64 // activities run
+	// ActivitiesTimedOut counts activity attempts stopped by a timeout (StartToClose,
+	// ScheduleToClose, heartbeat).
+	ActivitiesTimedOut uint64
+	// ActivitiesCanceled counts activities cancelled because their instance ended; their
+	// results were discarded.
+	ActivitiesCanceled uint64
 }
 
 type stats struct {
 	turns, conflicts, discarded, deadLettered, activities atomic.Uint64
+	activitiesTimedOut, activitiesCanceled                atomic.Uint64
 }
 
 // Worker runs orchestrator turns and activities: it takes work items from its backend, replays
@@ -66,6 +73,9 @@ func (w *Worker) Stats() Stats {
 		Discarded:    w.stats.discarded.Load(),
 		DeadLettered: w.stats.deadLettered.Load(),
 		Activities:   w.stats.activities.Load(),
+
+		ActivitiesTimedOut: w.stats.activitiesTimedOut.Load(),
+		ActivitiesCanceled: w.stats.activitiesCanceled.Load(),
 	}
 }
 
