@@ -31,7 +31,9 @@ type workerOptions struct {
 	// activityConcurrency is how many activities run at once.
 	activityConcurrency int
 	noActivities        bool
-	noOrchestrations    bool
+	// skipActivities are registered activities this worker does not serve (WithoutActivity).
+	skipActivities   []string
+	noOrchestrations bool
 	// metrics records what the worker does; nil records nothing.
 	metrics *metrics.Metrics
 	// startToClose bounds an activity attempt whose call set no StartToClose.
@@ -235,6 +237,16 @@ func WithDefaultStartToClose(d time.Duration) WorkerOption {
 			return fmt.Errorf("%w: default StartToClose must be > 0, got %s", ErrInvalidOption, d)
 		}
 		o.startToClose = d
+		return nil
+	}
+}
+
+// WithoutActivity makes the worker leave the tasks of the named activities to other workers
+// (another process, or a worker in another language: docs/wire.md), although they are
+// registered with it.
+func WithoutActivity(names ...string) WorkerOption {
+	return func(o *workerOptions) error {
+		o.skipActivities = append(o.skipActivities, names...)
 		return nil
 	}
 }

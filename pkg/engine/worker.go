@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,7 +102,7 @@ func (w *Worker) Run(parent context.Context) error {
 			go func() { defer wg.Done(); fail(w.orchestrationLoop(ctx)) }()
 		}
 	}
-	if names := w.reg.ActivityNames(); !w.opts.noActivities && len(names) > 0 {
+	if names := w.activityNames(); !w.opts.noActivities && len(names) > 0 {
 		running := w.drainContext(ctx)
 		for range w.opts.activityConcurrency {
 			wg.Add(1)
@@ -116,6 +117,14 @@ func (w *Worker) Run(parent context.Context) error {
 	default:
 		return nil
 	}
+}
+
+// activityNames are the activities the worker serves: those registered, but for those it was
+// told to leave to others (WithoutActivity).
+func (w *Worker) activityNames() []string {
+	return slices.DeleteFunc(w.reg.ActivityNames(), func(name string) bool {
+		return slices.Contains(w.opts.skipActivities, name)
+	})
 }
 
 // drainContext returns the context activities run in: it ends the drain grace period after ctx.
