@@ -50,6 +50,9 @@ type TurnResult struct {
 	// Buffered counts the turn's raised events that found no wait for their name pending (they
 	// are kept for a later wait, or carried over by ContinueAsNew).
 	Buffered int
+	// OutstandingActivities, in the turn that ends the generation, counts its activities that
+	// were scheduled and had not completed: the worker cancels them.
+	OutstandingActivities int
 }
 
 // Executor holds one generation of one instance in memory: the orchestrator, parked in its own
@@ -235,6 +238,7 @@ func (e *Executor) endTurn(now time.Time) *TurnResult {
 	}
 	if e.Done() {
 		e.recordedEnd = true
+		res.OutstandingActivities = e.outstandingActivities()
 	}
 	res.Events = e.newEvents
 	res.Buffered = e.bufferedNow
@@ -612,6 +616,17 @@ func (e *Executor) deliver(ev history.Event) {
 	if !e.replaying {
 		e.bufferedNow++
 	}
+}
+
+// outstandingActivities counts the activities scheduled and not completed.
+func (e *Executor) outstandingActivities() int {
+	n := 0
+	for _, t := range e.tasks {
+		if t.kind == kindActivity && !t.done {
+			n++
+		}
+	}
+	return n
 }
 
 func (e *Executor) waiting() Waiting {

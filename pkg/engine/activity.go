@@ -282,17 +282,10 @@ func callActivity(ctx context.Context, fn durable.ActivityFunc, input json.RawMe
 	return fn(ctx, input)
 }
 
-// cancelActivities is the hook a turn calls when it ends instance id, of generation gen, with
-// activities outstanding (before, its state before the turn, waited for some, or the turn
-// scheduled some): their workers cancel them, and their results are discarded.
-func (w *Worker) cancelActivities(ctx context.Context, id string, gen uint64, status history.RuntimeStatus, before *backend.Instance, actions []history.Action) {
-	outstanding := before != nil && before.Waiting != nil && len(before.Waiting.Activities) > 0
-	for _, a := range actions {
-		outstanding = outstanding || a.Kind == history.ActionActivity
-	}
-	if !outstanding {
-		return
-	}
+// cancelActivities is the hook a turn calls when it ends instance id, of generation gen (with
+// status), while activities of it are outstanding: their workers cancel them, and their
+// results are discarded.
+func (w *Worker) cancelActivities(ctx context.Context, id string, gen uint64, status history.RuntimeStatus) {
 	c := backend.ActivityCancel{InstanceID: id, Generation: gen, Reason: "instance " + string(status)}
 	if err := w.b.CancelActivities(ctx, c); err != nil {
 		w.log.Warn().Err(err).Str(fieldInstance, id).Msg("cancelling the activities of an ended instance; their results will be discarded")

@@ -302,8 +302,8 @@ func (b *turnBuilder) finish(ctx context.Context) error {
 		return err
 	}
 	b.committed(c, res)
-	if c.State.Status.IsTerminal() {
-		w.cancelActivities(ctx, b.id, c.State.Generation, c.State.Status, b.state, res.Actions)
+	if c.State.Status.IsTerminal() && res.OutstandingActivities > 0 {
+		w.cancelActivities(ctx, b.id, c.State.Generation, c.State.Status)
 	}
 	w.log.Debug().Str(fieldInstance, b.id).Int("events", len(res.Events)).
 		Int("tasks", len(res.Actions)).Str("status", string(res.Status)).Msg("turn committed")
