@@ -86,7 +86,8 @@ async function handle(m) {
   try {
     const order = task.input ?? {};
     if (!order.item || !(order.quantity > 0)) throw new Error("order needs an item and a quantity > 0");
-    result.result = await reserve(order, ctl.signal);
+    const stopped = new Promise((_, reject) => ctl.signal.addEventListener("abort", () => reject(ctl.signal.reason)));
+    result.result = await Promise.race([reserve(order, ctl.signal), stopped]); // answer at once when stopped
     console.log(`node served ${ACTIVITY} for ${task.instanceId} task ${task.taskId}: reserved=${result.result}`);
   } catch (err) {
     const reason = ctl.signal.aborted ? ctl.signal.reason.message : "Error";

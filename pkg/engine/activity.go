@@ -91,6 +91,12 @@ func (w *Worker) activityResult(ctx context.Context, item *backend.ActivityWorkI
 		result.Failure = &history.Failure{Type: "NotRegistered", Message: fmt.Sprintf("activity %q is not registered", task.Name)}
 		return result, nil
 	}
+	if task.Attempt > w.opts.poisonAfter {
+		// Taken that many times and never answered: it likely stops the workers that run it.
+		result.Failure = &history.Failure{Type: FailurePoisonMessage, Details: task.HeartbeatDetails,
+			Message: fmt.Sprintf("activity %q was delivered %d times without an answer; not run again", task.Name, task.Attempt)}
+		return result, nil
+	}
 	if d := task.ScheduleToCloseDeadline; !d.IsZero() && !began.Before(d) {
 		stop := &timeoutError{failureType: history.FailureScheduleToCloseTimeout, message: fmt.Sprintf("taken at %s, past its ScheduleToClose deadline %s", began.UTC().Format(time.RFC3339Nano), d.UTC().Format(time.RFC3339Nano))}
 		return backend.TimeoutResult(task, stop.failureType, stop.Error(), task.HeartbeatDetails), stop

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetflow-dev/jetflow/pkg/backend"
+	"github.com/jetflow-dev/jetflow/pkg/backend/memory"
 	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
@@ -286,4 +288,55 @@ func TestTerminateCancelsRunningActivity(t *testing.T) {
 			t.Fatalf("history has %s after the termination: %+v", ev.Type, ev)
 		}
 	}
+}
+
+// An activity task delivered more than PoisonAfter times without an answer (its workers died or
+// handed it back) is answered with a PoisonMessage failure and not run again: the activity
+// consumer has no delivery limit of its own.
+func TestActivityTaskDeliveryLimit(t *testing.T) {
+	b := memory.New()
+	t.Cleanup(b.Close)
+	var ran atomic.Int32
+	reg := mustRegistry(t,
+		map[string]durable.OrchestratorFunc{"Call": callOne()},
+		map[string]durable.ActivityFunc{"Work": func(context.Context, json.RawMessage) (any, error) { ran.Add(1); return "ran", nil }})
+	runWorker(t, b, reg, engine.WithoutActivities())
+	client := engine.NewClient(b)
+	ctx := context.Background()
+	id, err := client.ScheduleNew(ctx, "Call")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // two deliveries that end without an answer
+		item, err := b.NextActivityWorkItem(ctx, []string{"Work"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.AbandonActivityWorkItem(ctx, item, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runWorker(t, b, reg, engine.WithoutOrchestrations(), engine.WithPoisonAfter(2))
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	s, err := client.WaitForCompletion(wctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Status != history.StatusFailed || s.Failure == nil || !strings.Contains(s.Failure.Message, "delivered 3 times") || ran.Load() != 0 {
+		t.Fatalf("status %s failure %+v, activity ran %d times: want a failure after 3 deliveries and no run", s.Status, s.Failure, ran.Load())
+	}
+}
+
+// runWorker runs a worker on b until the test ends.
+func runWorker(t *testing.T, b backend.Backend, reg *durable.Registry, opts ...engine.WorkerOption) {
+	t.Helper()
+	w, err := engine.NewWorker(b, reg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 }

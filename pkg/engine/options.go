@@ -145,7 +145,9 @@ func WithMaxPayload(n int) WorkerOption {
 // WithPoisonAfter sets how many times a message of an instance may be taken without being
 // applied (the worker that took it stopped, or the backend could not commit) before it is
 // dead-lettered and the instance fails with type FailurePoisonMessage (default
-// DefaultPoisonAfter, 50). Backends count deliveries across workers and restarts.
+// DefaultPoisonAfter, 50). Backends count deliveries across workers and restarts. An activity
+// task delivered more often than that without an answer is not run again: it is answered with a
+// failure of type FailurePoisonMessage.
 func WithPoisonAfter(n int) WorkerOption {
 	return func(o *workerOptions) error {
 		if n < 1 {
