@@ -99,7 +99,7 @@ func (w *Worker) activityResult(ctx context.Context, item *backend.ActivityWorkI
 	}
 	if d := task.ScheduleToCloseDeadline; !d.IsZero() && !began.Before(d) {
 		stop := &timeoutError{failureType: history.FailureScheduleToCloseTimeout, message: fmt.Sprintf("taken at %s, past its ScheduleToClose deadline %s", began.UTC().Format(time.RFC3339Nano), d.UTC().Format(time.RFC3339Nano))}
-		return backend.TimeoutResult(task, stop.failureType, stop.Error(), task.HeartbeatDetails), stop
+		return backend.TimeoutResult(task, stop.failureType, stop.message, task.HeartbeatDetails), stop
 	}
 	a := w.newAttempt(ctx, item, began)
 	defer a.end()
@@ -118,10 +118,12 @@ func (w *Worker) activityResult(ctx context.Context, item *backend.ActivityWorkI
 	case err != nil && stop != nil:
 		var to *timeoutError
 		errors.As(stop, &to)
-		return backend.TimeoutResult(task, to.failureType, to.Error(), a.lastDetails()), stop
+		return backend.TimeoutResult(task, to.failureType, to.message, a.lastDetails()), stop
 	case err != nil:
 		result.Result = nil
 		result.Failure = &history.Failure{Type: durable.FailureType(err), Message: err.Error(), Details: a.lastDetails()}
+	case !errors.Is(stop, errInstanceEnded):
+		stop = nil // it returned its result as a bound passed: the result stands
 	}
 	return result, stop
 }
