@@ -18,7 +18,7 @@ BENCHIDLE  ?= 100000
 # embeds and tests against).
 NATS_SERVER ?= bin/nats-server
 
-.PHONY: build run test fuzz bench bench-idle bench-go lint conf-check deploy-check deploy-sync prove-permissions nats cluster cluster-stop soak clean
+.PHONY: build run test fuzz bench bench-idle bench-go lint conf-check deploy-check deploy-sync prove-permissions nats cluster cluster-stop soak clean polyglot
 
 ## build: the jetflow binary in bin/
 build:
@@ -121,6 +121,14 @@ soak: build
 	$(GO) build -o $(NATS_SERVER) github.com/nats-io/nats-server/v2
 	$(GO) build -o bin/jetflow-soak ./cmd/jetflow-soak
 	NATS_SERVER_BIN=$(NATS_SERVER) JETFLOW_BIN=$(BIN) bin/jetflow-soak
+
+## polyglot: PlaceOrder end to end on an embedded JetStream, the Go worker serving the orchestrator
+## and the Node.js worker of examples/activity-worker-node serving CheckAndReserveInventory
+## (internal/polyglot); prints "polyglot: PlaceOrder completed with the Node worker". Needs node and
+## npm; installs the worker's packages (npm ci) when they are missing
+polyglot:
+	@cd examples/activity-worker-node && { [ -d node_modules ] || npm ci --no-audit --no-fund >&2; }
+	@$(GO) run ./cmd/jetflow-polyglot --node-dir examples/activity-worker-node
 
 ## clean: remove build output (the dev data in ./.jetflow stays; rm -rf .jetflow resets it)
 clean:

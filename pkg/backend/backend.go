@@ -121,6 +121,17 @@ type WorkerBackend interface {
 	CompleteActivityWorkItem(ctx context.Context, item *ActivityWorkItem, result TaskResult) error
 	// AbandonActivityWorkItem hands the task back: it is delivered again after delay.
 	AbandonActivityWorkItem(ctx context.Context, item *ActivityWorkItem, delay time.Duration) error
+	// ExtendActivityWorkItem says that the item's activity is running (it started, or sent a
+	// heartbeat): its task is not delivered again while the backend keeps extending it, which
+	// it does until `until` (the attempt's deadline) and no longer, so that a worker that hangs
+	// past the deadline loses the task. Extending an item that was completed or abandoned does
+	// nothing.
+	ExtendActivityWorkItem(ctx context.Context, item *ActivityWorkItem, until time.Time) error
+	// CancelActivities tells every worker running an activity of instance c.InstanceID, of
+	// generation c.Generation or an earlier one, that it is cancelled: their items' Canceled
+	// channels close. It is best effort: a worker that takes such a task later runs it, and
+	// its result is discarded by the instance.
+	CancelActivities(ctx context.Context, c ActivityCancel) error
 }
 
 // OrchestrationWorkItem is one instance's new messages, as NextOrchestrationWorkItem returns
@@ -174,6 +185,9 @@ type DeadLetterRequest struct {
 // ActivityWorkItem is one activity task, as NextActivityWorkItem returns it.
 type ActivityWorkItem struct {
 	Task ActivityTask
+	// Canceled is closed when the task's instance has ended and its activities were cancelled
+	// (CancelActivities); the activity should stop, and its result will be discarded.
+	Canceled <-chan struct{}
 	// Token is the backend's own record of the item; the engine leaves it alone.
 	Token any
 }
@@ -387,8 +401,72 @@ type ActivityTask struct {
 	// Rewind, when not 0, marks a task scheduled again by a rewind (history.Action.Rewind); its
 	// result is sent with a message ID of its own.
 	Rewind int `json:"rewind,omitempty"`
+	// StartToCloseMs bounds one attempt, in milliseconds from when a worker starts it; 0 (omitted):
+	// the worker's default (engine.DefaultStartToClose).
+	StartToCloseMs int64 `json:"startToCloseMs,omitempty"`
+	// ScheduleToCloseDeadline bounds every attempt of the call: a task taken after it is not run
+	// but answered with a ScheduleToCloseTimeout failure; omitted if the call set none.
+	ScheduleToCloseDeadline time.Time `json:"scheduleToCloseDeadline,omitzero"`
+	// HeartbeatTimeoutMs is the longest an attempt may go without a heartbeat, in milliseconds;
+	// 0 (omitted): no heartbeat is required.
+	HeartbeatTimeoutMs int64 `json:"heartbeatTimeoutMs,omitempty"`
+	// HeartbeatDetails are the last heartbeat details of the call's previous attempt (a retry);
+	// omitted if none.
+	HeartbeatDetails json.RawMessage `json:"heartbeatDetails,omitempty"`
 	// Attempt counts deliveries of this task message, from 1.
 	Attempt uint64 `json:"-"`
+}
+
+// NewActivityTask is the task message of activity action a, scheduled by generation gen of
+// instance id.
+func NewActivityTask(id string, gen uint64, a history.Action) ActivityTask {
+	t := ActivityTask{InstanceID: id, Generation: gen, TaskID: a.TaskID, Name: a.Name, Input: a.Input, Rewind: a.Rewind, HeartbeatDetails: a.HeartbeatDetails}
+	if to := a.Timeouts; to != nil {
+		t.StartToCloseMs = to.StartToClose.Milliseconds()
+		t.ScheduleToCloseDeadline = to.ScheduleToCloseDeadline
+		t.HeartbeatTimeoutMs = to.Heartbeat.Milliseconds()
+	}
+	return t
+}
+
+// StartToClose returns the task's StartToCloseMs as a duration (0: the worker's default).
+func (t *ActivityTask) StartToClose() time.Duration {
+	return time.Duration(t.StartToCloseMs) * time.Millisecond
+}
+
+// HeartbeatTimeout returns the task's HeartbeatTimeoutMs as a duration (0: none).
+func (t *ActivityTask) HeartbeatTimeout() time.Duration {
+	return time.Duration(t.HeartbeatTimeoutMs) * time.Millisecond
+}
+
+// TimeoutResult is the result of task's attempt stopped by a timeout, failureType being one of
+// the history.Failure*Timeout types; details are the attempt's last heartbeat details.
+func TimeoutResult(t ActivityTask, failureType, message string, details json.RawMessage) TaskResult {
+	return TaskResult{
+		Generation: t.Generation, TaskID: t.TaskID, Rewind: t.Rewind,
+		Failure: &history.Failure{Type: failureType, Message: message, Details: details},
+	}
+}
+
+// ScheduleToCloseResult is the result a backend delivers to the instance at the task's
+// ScheduleToCloseDeadline, whatever became of its workers: if the task has completed by then,
+// the instance ignores it.
+func ScheduleToCloseResult(t ActivityTask) TaskResult {
+	return TimeoutResult(t, history.FailureScheduleToCloseTimeout,
+		fmt.Sprintf("activity %q did not complete by its ScheduleToClose deadline %s", t.Name, t.ScheduleToCloseDeadline.UTC().Format(time.RFC3339Nano)), nil)
+}
+
+// ActivityCancel is the body of an activity-cancel message (CancelActivities): the activities
+// of instance InstanceID, of generation Generation or an earlier one, are cancelled.
+type ActivityCancel struct {
+	InstanceID string `json:"instanceId"`
+	Generation uint64 `json:"generation"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// Covers reports whether the cancel applies to task.
+func (c ActivityCancel) Covers(task ActivityTask) bool {
+	return task.InstanceID == c.InstanceID && task.Generation <= c.Generation
 }
 
 // Instance is an instance's queryable state.

@@ -50,6 +50,9 @@ type TurnResult struct {
 	// Buffered counts the turn's raised events that found no wait for their name pending (they
 	// are kept for a later wait, or carried over by ContinueAsNew).
 	Buffered int
+	// OutstandingActivities, in the turn that ends the generation, counts its activities that
+	// were scheduled and had not completed: the worker cancels them.
+	OutstandingActivities int
 }
 
 // Executor holds one generation of one instance in memory: the orchestrator, parked in its own
@@ -235,6 +238,7 @@ func (e *Executor) endTurn(now time.Time) *TurnResult {
 	}
 	if e.Done() {
 		e.recordedEnd = true
+		res.OutstandingActivities = e.outstandingActivities()
 	}
 	res.Events = e.newEvents
 	res.Buffered = e.bufferedNow
@@ -492,6 +496,14 @@ func (e *Executor) newLeaf(kind taskKind, name string, input json.RawMessage) *T
 	return t
 }
 
+// newActivity schedules an attempt of activity name, bounded by timeouts, with the previous
+// attempt's heartbeat details.
+func (e *Executor) newActivity(name string, input json.RawMessage, timeouts *history.ActivityTimeouts, details json.RawMessage) *Task {
+	t := e.newLeaf(kindActivity, name, input)
+	t.timeouts, t.details = timeouts, details
+	return t
+}
+
 func (e *Executor) newTimer(fireAt time.Time) *Task {
 	t := e.newLeaf(kindTimer, "", nil)
 	t.fireAt = fireAt
@@ -512,7 +524,7 @@ func (t *Task) action() Action {
 	case kindSubOrchestration:
 		a.Kind, a.InstanceID = ActionSubOrchestration, t.childID
 	default:
-		a.Kind = ActionActivity
+		a.Kind, a.Timeouts, a.HeartbeatDetails = ActionActivity, t.timeouts, t.details
 	}
 	return a
 }
@@ -604,6 +616,17 @@ func (e *Executor) deliver(ev history.Event) {
 	if !e.replaying {
 		e.bufferedNow++
 	}
+}
+
+// outstandingActivities counts the activities scheduled and not completed.
+func (e *Executor) outstandingActivities() int {
+	n := 0
+	for _, t := range e.tasks {
+		if t.kind == kindActivity && !t.done {
+			n++
+		}
+	}
+	return n
 }
 
 func (e *Executor) waiting() Waiting {

@@ -2,6 +2,7 @@ package durable
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"time"
@@ -125,12 +126,68 @@ func (p *RetryPolicy) delay(attempt int, elapsed time.Duration, err error) (time
 type CallOption func(*callOptions)
 
 type callOptions struct {
-	retry *RetryPolicy
+	retry                                    *RetryPolicy
+	startToClose, scheduleToClose, heartbeat time.Duration
 }
 
 // WithRetry retries the activity according to policy.
 func WithRetry(policy RetryPolicy) CallOption {
 	return func(o *callOptions) { o.retry = &policy }
+}
+
+// WithStartToClose bounds each attempt of the activity to d from when a worker starts it
+// (default: the worker's, engine.DefaultStartToClose, 10 minutes). When it passes, the worker
+// cancels the activity's context and the attempt fails with type
+// history.FailureStartToCloseTimeout, which a retry policy sees like any failure.
+func WithStartToClose(d time.Duration) CallOption {
+	return func(o *callOptions) { o.startToClose = max(d, 0) }
+}
+
+// WithScheduleToClose bounds the whole call, every attempt and the waits between retries, to d
+// from when the orchestrator makes it (default: no bound). No attempt runs or is retried past
+// it; an attempt still running then fails with type history.FailureScheduleToCloseTimeout. The
+// backend delivers that failure to the instance at the deadline even if no worker is left to.
+func WithScheduleToClose(d time.Duration) CallOption {
+	return func(o *callOptions) { o.scheduleToClose = max(d, 0) }
+}
+
+// WithHeartbeatTimeout requires the activity to call Heartbeat at least every d (default: no
+// heartbeat required); an attempt silent for longer has its context cancelled and fails with
+// type history.FailureHeartbeatTimeout.
+func WithHeartbeatTimeout(d time.Duration) CallOption {
+	return func(o *callOptions) { o.heartbeat = max(d, 0) }
+}
+
+// timeouts returns the activity's bounds for a call made at first; nil if none was set.
+func (o *callOptions) timeouts(first time.Time) *history.ActivityTimeouts {
+	if o.startToClose == 0 && o.scheduleToClose == 0 && o.heartbeat == 0 {
+		return nil
+	}
+	to := &history.ActivityTimeouts{StartToClose: o.startToClose, Heartbeat: o.heartbeat}
+	if o.scheduleToClose > 0 {
+		to.ScheduleToCloseDeadline = first.Add(o.scheduleToClose)
+	}
+	return to
+}
+
+// ActivityTimedOut reports whether err (from Await on an activity) is the failure of an attempt
+// stopped by one of its timeouts, and which: history.FailureStartToCloseTimeout,
+// FailureScheduleToCloseTimeout or FailureHeartbeatTimeout. A RetryPolicy's Handle can use it.
+func ActivityTimedOut(err error) (string, bool) {
+	var failed *TaskFailedError
+	if errors.As(err, &failed) && failed.Failure != nil && history.IsActivityTimeout(failed.Failure.Type) {
+		return failed.Failure.Type, true
+	}
+	return "", false
+}
+
+// failureDetails returns the heartbeat details carried by an activity's failure.
+func failureDetails(err error) json.RawMessage {
+	var failed *TaskFailedError
+	if errors.As(err, &failed) && failed.Failure != nil {
+		return failed.Failure.Details
+	}
+	return nil
 }
 
 // CallActivity schedules activity name with input (encoded as JSON) and returns its task. The
@@ -148,24 +205,32 @@ func (c *OrchestrationContext) CallActivity(name string, input any, opts ...Call
 	if err != nil {
 		return e.failedTask(kindActivity, name, fmt.Errorf("encoding input of activity %q: %w", name, err))
 	}
+	first := e.now
+	timeouts := o.timeouts(first)
 	if o.retry == nil || o.retry.MaxAttempts <= 1 {
-		return e.newLeaf(kindActivity, name, raw)
+		return e.newActivity(name, raw, timeouts, nil)
 	}
 	outer := &Task{e: e, kind: kindRetry, name: name}
-	first := e.now
 	attempt := 1
+	var details json.RawMessage // the last attempt's heartbeat details
 	var schedule func()
 	schedule = func() {
-		a := e.newLeaf(kindActivity, name, raw)
+		a := e.newActivity(name, raw, timeouts, details)
 		a.onDone = append(a.onDone, func() {
 			if a.err == nil {
 				outer.complete(a.result, nil)
 				return
 			}
 			d, retry := o.retry.delay(attempt, e.now.Sub(first), a.err)
+			if retry && timeouts != nil && !timeouts.ScheduleToCloseDeadline.IsZero() && !e.now.Add(d).Before(timeouts.ScheduleToCloseDeadline) {
+				retry = false // the next attempt would begin past the ScheduleToClose deadline
+			}
 			if !retry {
 				outer.complete(nil, a.err)
 				return
+			}
+			if d := failureDetails(a.err); d != nil {
+				details = d
 			}
 			attempt++
 			timer := e.newTimer(e.now.Add(d))
@@ -394,12 +459,14 @@ type Task struct {
 	err    error
 	onDone []func()
 
-	input    json.RawMessage // scheduled tasks
-	fireAt   time.Time       // timers
-	childID  string          // sub-orchestrations
-	attached bool            // event waits: in the waiter queue
-	children []*Task         // WhenAny, WhenAll
-	winner   *Task           // WhenAny
+	input    json.RawMessage           // scheduled tasks
+	timeouts *history.ActivityTimeouts // activities
+	details  json.RawMessage           // activities: the previous attempt's heartbeat details
+	fireAt   time.Time                 // timers
+	childID  string                    // sub-orchestrations
+	attached bool                      // event waits: in the waiter queue
+	children []*Task                   // WhenAny, WhenAll
+	winner   *Task                     // WhenAny
 }
 
 // IsDone reports whether the task has completed.

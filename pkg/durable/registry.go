@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 )
 
 // OrchestratorFunc is an orchestrator. Its result is encoded as JSON and becomes the instance's
@@ -44,6 +45,15 @@ type ActivityInfo struct {
 	Name       string
 	TaskID     int
 	Generation uint64
+	// Attempt counts the deliveries of this task, from 1 (a retry by a RetryPolicy is a new
+	// task, whose Attempt starts at 1 again).
+	Attempt uint64
+	// Deadline is when the attempt times out (StartToClose or ScheduleToClose, the earlier);
+	// the activity's context has it as its deadline too.
+	Deadline time.Time
+	// HeartbeatDetails are the last heartbeat details of the previous attempt (see
+	// LastHeartbeatDetails); nil if none.
+	HeartbeatDetails json.RawMessage
 }
 
 type activityInfoKey struct{}

@@ -31,9 +31,13 @@ type workerOptions struct {
 	// activityConcurrency is how many activities run at once.
 	activityConcurrency int
 	noActivities        bool
-	noOrchestrations    bool
+	// skipActivities are registered activities this worker does not serve (WithoutActivity).
+	skipActivities   []string
+	noOrchestrations bool
 	// metrics records what the worker does; nil records nothing.
 	metrics *metrics.Metrics
+	// startToClose bounds an activity attempt whose call set no StartToClose.
+	startToClose time.Duration
 }
 
 // Defaults of the worker options, each changed by the option named beside it.
@@ -47,6 +51,9 @@ const (
 	DefaultMaxHistoryEvents    = 50000                              // WithMaxHistoryEvents
 	DefaultMaxPendingTasks     = 10000                              // WithMaxPendingTasks
 	DefaultDrainGrace          = 10 * time.Second                   // WithDrainGrace
+	// DefaultStartToClose bounds every activity attempt whose call set no StartToClose
+	// (durable.WithStartToClose): WithDefaultStartToClose.
+	DefaultStartToClose = 10 * time.Minute
 )
 
 // defaultWorkerOptions are the worker's options before WorkerOptions are applied.
@@ -62,6 +69,7 @@ func defaultWorkerOptions() workerOptions {
 		maxHistory:          DefaultMaxHistoryEvents,
 		maxPending:          DefaultMaxPendingTasks,
 		drainGrace:          DefaultDrainGrace,
+		startToClose:        DefaultStartToClose,
 	}
 }
 
@@ -137,7 +145,9 @@ func WithMaxPayload(n int) WorkerOption {
 // WithPoisonAfter sets how many times a message of an instance may be taken without being
 // applied (the worker that took it stopped, or the backend could not commit) before it is
 // dead-lettered and the instance fails with type FailurePoisonMessage (default
-// DefaultPoisonAfter, 50). Backends count deliveries across workers and restarts.
+// DefaultPoisonAfter, 50). Backends count deliveries across workers and restarts. An activity
+// task delivered more often than that without an answer is not run again: it is answered with a
+// failure of type FailurePoisonMessage.
 func WithPoisonAfter(n int) WorkerOption {
 	return func(o *workerOptions) error {
 		if n < 1 {
@@ -217,4 +227,28 @@ func WithoutOrchestrations() WorkerOption {
 // one Metrics.
 func WithMetrics(m *metrics.Metrics) WorkerOption {
 	return func(o *workerOptions) error { o.metrics = m; return nil }
+}
+
+// WithDefaultStartToClose bounds each attempt of an activity whose call set no StartToClose
+// (durable.WithStartToClose) to d from when this worker starts it (default DefaultStartToClose,
+// 10 minutes). When it passes, the activity's context is cancelled and the attempt fails with
+// type history.FailureStartToCloseTimeout.
+func WithDefaultStartToClose(d time.Duration) WorkerOption {
+	return func(o *workerOptions) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: default StartToClose must be > 0, got %s", ErrInvalidOption, d)
+		}
+		o.startToClose = d
+		return nil
+	}
+}
+
+// WithoutActivity makes the worker leave the tasks of the named activities to other workers
+// (another process, or a worker in another language: docs/wire.md), although they are
+// registered with it.
+func WithoutActivity(names ...string) WorkerOption {
+	return func(o *workerOptions) error {
+		o.skipActivities = append(o.skipActivities, names...)
+		return nil
+	}
 }

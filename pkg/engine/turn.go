@@ -302,6 +302,9 @@ func (b *turnBuilder) finish(ctx context.Context) error {
 		return err
 	}
 	b.committed(c, res)
+	if c.State.Status.IsTerminal() && res.OutstandingActivities > 0 {
+		w.cancelActivities(ctx, b.id, c.State.Generation, c.State.Status)
+	}
 	w.log.Debug().Str(fieldInstance, b.id).Int("events", len(res.Events)).
 		Int("tasks", len(res.Actions)).Str("status", string(res.Status)).Msg("turn committed")
 	w.keep(b.id, exec, saved.Version)

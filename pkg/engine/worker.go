@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,10 +31,17 @@ type Stats struct {
 	Discarded    uint64 // messages for instances that do not exist or have ended
 	DeadLettered uint64 // messages sent to the dead-letter stream
 	Activities   uint64 // activities run
+	// ActivitiesTimedOut counts activity attempts stopped by a timeout (StartToClose,
+	// ScheduleToClose, heartbeat).
+	ActivitiesTimedOut uint64
+	// ActivitiesCanceled counts activities cancelled because their instance ended; their
+	// results were discarded.
+	ActivitiesCanceled uint64
 }
 
 type stats struct {
 	turns, conflicts, discarded, deadLettered, activities atomic.Uint64
+	activitiesTimedOut, activitiesCanceled                atomic.Uint64
 }
 
 // Worker runs orchestrator turns and activities: it takes work items from its backend, replays
@@ -66,6 +74,9 @@ func (w *Worker) Stats() Stats {
 		Discarded:    w.stats.discarded.Load(),
 		DeadLettered: w.stats.deadLettered.Load(),
 		Activities:   w.stats.activities.Load(),
+
+		ActivitiesTimedOut: w.stats.activitiesTimedOut.Load(),
+		ActivitiesCanceled: w.stats.activitiesCanceled.Load(),
 	}
 }
 
@@ -91,7 +102,7 @@ func (w *Worker) Run(parent context.Context) error {
 			go func() { defer wg.Done(); fail(w.orchestrationLoop(ctx)) }()
 		}
 	}
-	if names := w.reg.ActivityNames(); !w.opts.noActivities && len(names) > 0 {
+	if names := w.activityNames(); !w.opts.noActivities && len(names) > 0 {
 		running := w.drainContext(ctx)
 		for range w.opts.activityConcurrency {
 			wg.Add(1)
@@ -106,6 +117,14 @@ func (w *Worker) Run(parent context.Context) error {
 	default:
 		return nil
 	}
+}
+
+// activityNames are the activities the worker serves: those registered, but for those it was
+// told to leave to others (WithoutActivity).
+func (w *Worker) activityNames() []string {
+	return slices.DeleteFunc(w.reg.ActivityNames(), func(name string) bool {
+		return slices.Contains(w.opts.skipActivities, name)
+	})
 }
 
 // drainContext returns the context activities run in: it ends the drain grace period after ctx.

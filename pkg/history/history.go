@@ -67,6 +67,29 @@ type Failure struct {
 	Type    string `json:"type,omitempty"`
 	Message string `json:"message"`
 	Stack   string `json:"stack,omitempty"`
+	// Details are the last heartbeat details of the activity attempt that failed (JSON; omitted
+	// if it sent none). A retry of the activity receives them.
+	Details json.RawMessage `json:"details,omitempty"`
+}
+
+// The failure types of an activity attempt stopped by one of its timeouts (ActivityTimeouts);
+// the type says which timeout fired.
+const (
+	FailureStartToCloseTimeout    = "StartToCloseTimeout"
+	FailureScheduleToCloseTimeout = "ScheduleToCloseTimeout"
+	FailureHeartbeatTimeout       = "HeartbeatTimeout"
+	// FailureActivityCanceled is the outcome of an attempt cancelled because its instance ended;
+	// the instance discards it.
+	FailureActivityCanceled = "ActivityCanceled"
+)
+
+// IsActivityTimeout reports whether a failure type is one of the activity timeouts.
+func IsActivityTimeout(failureType string) bool {
+	switch failureType {
+	case FailureStartToCloseTimeout, FailureScheduleToCloseTimeout, FailureHeartbeatTimeout:
+		return true
+	}
+	return false
 }
 
 // Error implements error so a Failure can be returned and wrapped.

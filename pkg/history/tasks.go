@@ -27,6 +27,23 @@ type Action struct {
 	// Rewind, when not 0, marks a task scheduled again by the Rewind-th rewind of its generation
 	// (see ExecutionRewound); the backend keeps its messages apart from the first run's.
 	Rewind int `json:"rewind,omitempty"`
+	// Timeouts bound an activity's attempt (activities only; nil: the worker's default
+	// StartToClose alone).
+	Timeouts *ActivityTimeouts `json:"timeouts,omitempty"`
+	// HeartbeatDetails are the last heartbeat details of the previous attempt of a retried
+	// activity (its failure's Details), for the next attempt to resume from.
+	HeartbeatDetails json.RawMessage `json:"heartbeatDetails,omitempty"`
+}
+
+// ActivityTimeouts bound an activity: each attempt, all attempts, and the silence between two
+// heartbeats. A zero field sets no bound of its own.
+type ActivityTimeouts struct {
+	// StartToClose bounds one attempt, from when a worker starts it (0: the worker's default).
+	StartToClose time.Duration `json:"startToClose,omitempty"`
+	// ScheduleToCloseDeadline bounds every attempt of the call: none runs or is retried past it.
+	ScheduleToCloseDeadline time.Time `json:"scheduleToCloseDeadline,omitzero"`
+	// Heartbeat is the longest an attempt may go without a heartbeat.
+	Heartbeat time.Duration `json:"heartbeat,omitempty"`
 }
 
 // Waiting lists what an instance waits for, for its status.

@@ -47,6 +47,7 @@ func Run(t *testing.T, newBackend Factory) {
 		{"UnappliedMessagesComeBack", testUnappliedMessagesComeBack},
 		{"DeadLetters", testDeadLetters},
 		{"ActivityTasks", testActivityTasks},
+		{"ActivityTimeoutsAndCancel", testActivityTimeoutsAndCancel},
 		{"Timers", testTimers},
 		{"Purge", testPurge},
 		{"ListPaging", testListPaging},
@@ -391,6 +392,62 @@ func testActivityTasks(t *testing.T, b backend.Backend) {
 	var r backend.TaskResult
 	if got[0].Kind != backend.KindResult || json.Unmarshal(got[0].Data, &r) != nil || r.TaskID != 1 || r.Generation != 1 || string(r.Result) != `"out"` {
 		t.Fatalf("result message %s %s", got[0].Kind, got[0].Data)
+	}
+}
+
+// testActivityTimeoutsAndCancel: a task carries its call's timeouts and heartbeat details; its
+// item can be extended; a cancel of its instance closes its Canceled channel (one of another
+// instance or a later generation does not); its ScheduleToClose failure reaches the instance at
+// the deadline although the task is still out.
+func testActivityTimeoutsAndCancel(t *testing.T, b backend.Backend) {
+	ctx := ctxFor(t)
+	deadline := time.Now().Add(700 * time.Millisecond).UTC()
+	run(t, b, "tmo", history.Action{Kind: history.ActionActivity, TaskID: 1, Name: "Work",
+		Timeouts:         &history.ActivityTimeouts{StartToClose: 2 * time.Second, Heartbeat: time.Second, ScheduleToCloseDeadline: deadline},
+		HeartbeatDetails: json.RawMessage(`{"done":1}`)})
+	item, err := b.NextActivityWorkItem(ctx, []string{"Work"})
+	if err != nil {
+		t.Fatalf("next activity: %v", err)
+	}
+	task := item.Task
+	if task.StartToClose() != 2*time.Second || task.HeartbeatTimeout() != time.Second ||
+		!task.ScheduleToCloseDeadline.Equal(deadline) || string(task.HeartbeatDetails) != `{"done":1}` {
+		t.Fatalf("task %+v, want its call's timeouts and heartbeat details", task)
+	}
+	if err := b.ExtendActivityWorkItem(ctx, item, time.Now().Add(time.Second)); err != nil {
+		t.Fatalf("extending the item: %v", err)
+	}
+	for _, c := range []backend.ActivityCancel{{InstanceID: "other", Generation: 1}, {InstanceID: "tmo", Generation: 0}} {
+		if err := b.CancelActivities(ctx, c); err != nil {
+			t.Fatalf("cancel %+v: %v", c, err)
+		}
+	}
+	got := collect(t, b, "tmo", 1) // the ScheduleToClose failure, at the deadline
+	var r backend.TaskResult
+	if json.Unmarshal(got[0].Data, &r) != nil || r.TaskID != 1 || r.Failure == nil || r.Failure.Type != history.FailureScheduleToCloseTimeout {
+		t.Fatalf("message %s %s, want the task's ScheduleToCloseTimeout result", got[0].Kind, got[0].Data)
+	}
+	if time.Now().Before(deadline) {
+		t.Fatalf("the ScheduleToClose failure came before its deadline %s", deadline)
+	}
+	select {
+	case <-item.Canceled:
+		t.Fatal("the item was cancelled by a cancel of another instance or an earlier generation")
+	default:
+	}
+	if err := b.CancelActivities(ctx, backend.ActivityCancel{InstanceID: "tmo", Generation: 1, Reason: "instance Terminated"}); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	select {
+	case <-item.Canceled:
+	case <-ctx.Done():
+		t.Fatal("the item's Canceled channel did not close after a cancel of its instance")
+	}
+	if err := b.CompleteActivityWorkItem(ctx, item, backend.TaskResult{Result: json.RawMessage(`"late"`)}); err != nil {
+		t.Fatalf("completing a cancelled item: %v", err)
+	}
+	if err := b.ExtendActivityWorkItem(ctx, item, time.Now().Add(time.Second)); err != nil {
+		t.Fatalf("extending a completed item: %v", err)
 	}
 }
 

@@ -29,7 +29,8 @@ type Backend struct {
 	closed      bool
 	instances   map[string]*instance
 	inboxes     map[string]*inbox
-	tasks       []*task // activity tasks not handed out, in order
+	tasks       []*task                     // activity tasks not handed out, in order
+	running     map[*activityToken]struct{} // activity items handed out, for cancels
 	deadLetters []backend.DeadLetter
 	timers      map[*time.Timer]struct{}
 	seq         uint64 // numbers messages and tasks
@@ -72,8 +73,9 @@ type itemToken struct {
 
 // activityToken is the backend's record of an activity work item.
 type activityToken struct {
-	task *task
-	done bool
+	task     *task
+	done     bool
+	canceled chan struct{} // closed by CancelActivities
 }
 
 // Option configures New.
@@ -90,6 +92,7 @@ func New(opts ...Option) *Backend {
 		instances:  map[string]*instance{},
 		inboxes:    map[string]*inbox{},
 		timers:     map[*time.Timer]struct{}{},
+		running:    map[*activityToken]struct{}{},
 	}
 	for _, opt := range opts {
 		opt(b)

@@ -156,23 +156,16 @@ func (b *Backend) schedule(s *backend.Instance, a history.Action) {
 	switch a.Kind {
 	case history.ActionActivity:
 		b.seq++
-		b.tasks = append(b.tasks, &task{seq: b.seq, ActivityTask: backend.ActivityTask{
-			InstanceID: s.ID, Generation: s.Generation, TaskID: a.TaskID, Name: a.Name, Input: a.Input, Rewind: a.Rewind,
-		}})
+		t := &task{seq: b.seq, ActivityTask: backend.NewActivityTask(s.ID, s.Generation, a)}
+		b.tasks = append(b.tasks, t)
 		b.signal()
+		if !t.ScheduleToCloseDeadline.IsZero() {
+			data, _ := json.Marshal(backend.ScheduleToCloseResult(t.ActivityTask))
+			b.enqueueAt(t.ScheduleToCloseDeadline, backend.Message{InstanceID: s.ID, Kind: backend.KindResult, Data: data})
+		}
 	case history.ActionTimer:
 		data, _ := json.Marshal(backend.TimerFired{Generation: s.Generation, TaskID: a.TaskID})
-		msg := backend.Message{InstanceID: s.ID, Kind: backend.KindTimer, Data: data}
-		var t *time.Timer
-		t = time.AfterFunc(time.Until(a.FireAt), func() {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			delete(b.timers, t)
-			if !b.closed {
-				b.enqueue(msg)
-			}
-		})
-		b.timers[t] = struct{}{}
+		b.enqueueAt(a.FireAt, backend.Message{InstanceID: s.ID, Kind: backend.KindTimer, Data: data})
 	case history.ActionSubOrchestration:
 		req := backend.StartRequest{
 			InstanceID: a.InstanceID, Name: a.Name, Input: a.Input, Time: s.UpdatedAt,
@@ -182,6 +175,20 @@ func (b *Backend) schedule(s *backend.Instance, a history.Action) {
 		data, _ := json.Marshal(req)
 		b.enqueue(backend.Message{InstanceID: a.InstanceID, Kind: backend.KindStart, Data: data})
 	}
+}
+
+// enqueueAt queues msg at time at (a timer firing, a deadline's result); b.mu must be held.
+func (b *Backend) enqueueAt(at time.Time, msg backend.Message) {
+	var t *time.Timer
+	t = time.AfterFunc(time.Until(at), func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		delete(b.timers, t)
+		if !b.closed {
+			b.enqueue(msg)
+		}
+	})
+	b.timers[t] = struct{}{}
 }
 
 // giveBack ends an instance's item: msgs go back to the front of its inbox, not to be handed
@@ -235,7 +242,9 @@ func (b *Backend) NextActivityWorkItem(ctx context.Context, names []string) (*ba
 		for i, t := range b.tasks {
 			if slices.Contains(names, t.Name) && !now.Before(t.until) {
 				b.tasks = slices.Delete(b.tasks, i, i+1)
-				item := &backend.ActivityWorkItem{Task: t.ActivityTask, Token: &activityToken{task: t}}
+				tok := &activityToken{task: t, canceled: make(chan struct{})}
+				b.running[tok] = struct{}{}
+				item := &backend.ActivityWorkItem{Task: t.ActivityTask, Token: tok, Canceled: tok.canceled}
 				item.Task.Attempt++
 				t.Attempt = item.Task.Attempt
 				return item, true
@@ -267,6 +276,7 @@ func (b *Backend) CompleteActivityWorkItem(ctx context.Context, item *backend.Ac
 		return nil
 	}
 	tok.done = true
+	delete(b.running, tok)
 	b.enqueue(msg)
 	return nil
 }
@@ -283,6 +293,7 @@ func (b *Backend) AbandonActivityWorkItem(ctx context.Context, item *backend.Act
 		return nil
 	}
 	tok.done = true
+	delete(b.running, tok)
 	tok.task.until = time.Now().Add(delay)
 	b.tasks = append(b.tasks, tok.task)
 	slices.SortFunc(b.tasks, func(x, y *task) int { return int(x.seq) - int(y.seq) })
@@ -290,5 +301,27 @@ func (b *Backend) AbandonActivityWorkItem(ctx context.Context, item *backend.Act
 		b.after(delay)
 	}
 	b.signal()
+	return nil
+}
+
+// ExtendActivityWorkItem implements backend.WorkerBackend. Tasks held by this backend's workers
+// are never delivered again while out, so there is nothing to extend.
+func (b *Backend) ExtendActivityWorkItem(ctx context.Context, item *backend.ActivityWorkItem, until time.Time) error {
+	if _, ok := item.Token.(*activityToken); !ok {
+		return errors.New("extending an activity: not a work item of this backend")
+	}
+	return nil
+}
+
+// CancelActivities implements backend.WorkerBackend.
+func (b *Backend) CancelActivities(ctx context.Context, c backend.ActivityCancel) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for tok := range b.running {
+		if c.Covers(tok.task.ActivityTask) {
+			close(tok.canceled)
+			delete(b.running, tok)
+		}
+	}
 	return nil
 }

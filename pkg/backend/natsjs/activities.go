@@ -2,7 +2,10 @@ package natsjs
 
 // Activity work items: one durable consumer per activity name, shared by every worker that runs
 // it. While an item is out, its task's ack deadline is extended, so a long activity is not
-// delivered again while it runs.
+// delivered again while it runs, but only until the attempt's deadline (ExtendActivityWorkItem):
+// a worker that hangs past it stops extending, and the task is delivered again after the ack
+// wait. Cancels of the activities of ended instances come on a core NATS subject that every
+// worker subscribes to.
 
 import (
 	"context"
@@ -12,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
@@ -26,18 +30,25 @@ type activityItems struct {
 	tasks   chan *backend.ActivityWorkItem
 	stopped chan struct{} // closed when delivery has ended
 	stopErr error         // why, set before stopped is closed
+
+	mu  sync.Mutex
+	out map[*activityToken]struct{} // the items handed out and not finished, for cancels
 }
 
 // activityToken is the backend's record of an activity item it handed out.
 type activityToken struct {
 	msg      jetstream.Msg
+	task     backend.ActivityTask
 	mu       sync.Mutex
 	done     bool
+	until    time.Time // the ack deadline is extended until then
 	stopBeat chan struct{}
+	canceled chan struct{} // closed by a cancel of its instance
+	cancel   sync.Once
 }
 
 func newActivityItems(b *Backend) *activityItems {
-	return &activityItems{b: b, tasks: make(chan *backend.ActivityWorkItem), stopped: make(chan struct{})}
+	return &activityItems{b: b, tasks: make(chan *backend.ActivityWorkItem), stopped: make(chan struct{}), out: map[*activityToken]struct{}{}}
 }
 
 // NextActivityWorkItem implements backend.WorkerBackend.
@@ -89,6 +100,11 @@ func (a *activityItems) consume(ctx context.Context) error {
 			cc.Stop()
 		}
 	}()
+	sub, err := b.js.Conn().Subscribe(b.names.ActivityCancelSubjects(), a.onCancel)
+	if err != nil {
+		return fmt.Errorf("subscribing to activity cancels: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
 	for _, name := range a.names {
 		nameTok, err := EncodeToken(name)
 		if err != nil {
@@ -141,15 +157,21 @@ func (a *activityItems) hand(ctx context.Context, msg jetstream.Msg) {
 		}
 		return
 	}
-	tok := &activityToken{msg: msg, stopBeat: make(chan struct{})}
+	tok := &activityToken{msg: msg, task: task, stopBeat: make(chan struct{}), canceled: make(chan struct{}),
+		until: time.Now().Add(b.opts.activityAckWait)}
+	a.mu.Lock()
+	a.out[tok] = struct{}{}
+	a.mu.Unlock()
 	select {
-	case a.tasks <- &backend.ActivityWorkItem{Task: task, Token: tok}:
+	case a.tasks <- &backend.ActivityWorkItem{Task: task, Token: tok, Canceled: tok.canceled}:
 		go a.heartbeat(tok)
 	case <-ctx.Done():
+		a.forget(tok)
 	}
 }
 
-// heartbeat extends the task's ack deadline until its item is completed or abandoned.
+// heartbeat extends the task's ack deadline until its item is completed or abandoned, or its
+// deadline (tok.until) has passed.
 func (a *activityItems) heartbeat(tok *activityToken) {
 	tick := time.NewTicker(a.b.opts.activityAckWait / 3)
 	defer tick.Stop()
@@ -158,13 +180,18 @@ func (a *activityItems) heartbeat(tok *activityToken) {
 		case <-tok.stopBeat:
 			return
 		case <-tick.C:
-			_ = tok.msg.InProgress()
+			tok.mu.Lock()
+			extend := !tok.done && time.Now().Before(tok.until)
+			tok.mu.Unlock()
+			if extend {
+				_ = tok.msg.InProgress()
+			}
 		}
 	}
 }
 
 // finish ends an item once; it reports false if it had ended already.
-func (tok *activityToken) finish() bool {
+func (tok *activityToken) finish(a *activityItems) bool {
 	tok.mu.Lock()
 	defer tok.mu.Unlock()
 	if tok.done {
@@ -172,7 +199,65 @@ func (tok *activityToken) finish() bool {
 	}
 	tok.done = true
 	close(tok.stopBeat)
+	a.forget(tok)
 	return true
+}
+
+// forget drops an item from those cancels reach.
+func (a *activityItems) forget(tok *activityToken) {
+	a.mu.Lock()
+	delete(a.out, tok)
+	a.mu.Unlock()
+}
+
+// onCancel closes the Canceled channels of the items a cancel message covers. A message that is
+// not a cancel is ignored: it is core NATS, nothing to redeliver or dead-letter.
+func (a *activityItems) onCancel(msg *nats.Msg) {
+	var c backend.ActivityCancel
+	if err := json.Unmarshal(msg.Data, &c); err != nil || c.InstanceID == "" {
+		a.b.log.Warn().Str("subject", msg.Subject).Msg("ignoring an activity cancel that is not valid JSON with instanceId")
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for tok := range a.out {
+		if c.Covers(tok.task) {
+			tok.cancel.Do(func() { close(tok.canceled) })
+		}
+	}
+}
+
+// ExtendActivityWorkItem implements backend.WorkerBackend: it sends "in progress" at once and
+// keeps extending the task until `until`.
+func (b *Backend) ExtendActivityWorkItem(ctx context.Context, item *backend.ActivityWorkItem, until time.Time) error {
+	tok, ok := item.Token.(*activityToken)
+	if !ok {
+		return errors.New("extending an activity: not a work item of this backend")
+	}
+	tok.mu.Lock()
+	done := tok.done
+	tok.until = until
+	tok.mu.Unlock()
+	if done || !time.Now().Before(until) {
+		return nil
+	}
+	if err := tok.msg.InProgress(); err != nil {
+		return fmt.Errorf("extending activity %q of %q: %w", item.Task.Name, item.Task.InstanceID, err)
+	}
+	return nil
+}
+
+// CancelActivities implements backend.WorkerBackend: a core NATS publish to the instance's
+// cancel subject, which every worker running activities subscribes to.
+func (b *Backend) CancelActivities(ctx context.Context, c backend.ActivityCancel) error {
+	idTok, err := b.idToken(c.InstanceID)
+	if err != nil {
+		return err
+	}
+	if err := b.js.Conn().Publish(b.names.ActivityCancelSubject(idTok), mustJSON(c)); err != nil {
+		return fmt.Errorf("cancelling the activities of %q: %w", c.InstanceID, err)
+	}
+	return nil
 }
 
 // CompleteActivityWorkItem implements backend.WorkerBackend. The result is published with a
@@ -188,7 +273,7 @@ func (b *Backend) CompleteActivityWorkItem(ctx context.Context, item *backend.Ac
 	if err != nil {
 		return fmt.Errorf("sending the result of activity %q to %q: %w", task.Name, task.InstanceID, err)
 	}
-	if tok.finish() {
+	if tok.finish(b.activities) {
 		b.activities.ack(tok.msg, task.InstanceID)
 	}
 	return nil
@@ -200,7 +285,7 @@ func (b *Backend) AbandonActivityWorkItem(ctx context.Context, item *backend.Act
 	if !ok {
 		return errors.New("abandoning an activity: not a work item of this backend")
 	}
-	if !tok.finish() {
+	if !tok.finish(b.activities) {
 		return nil
 	}
 	if err := tok.msg.NakWithDelay(delay); err != nil {

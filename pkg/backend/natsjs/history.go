@@ -329,6 +329,9 @@ func (b *Backend) publishTurn(ctx context.Context, turn *turnRecord) error {
 			return err
 		}
 		msgs = append(msgs, msg)
+		if m := b.deadlineSchedule(idTok, turn, a); m != nil {
+			msgs = append(msgs, m)
+		}
 	}
 	for _, m := range turn.Messages {
 		msg, err := b.instanceMsg(m)

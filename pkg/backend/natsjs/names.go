@@ -345,6 +345,14 @@ func (n Names) ParseTimerSchedule(subject string) (idTok string, ok bool) {
 	return parts[0], true
 }
 
+// ActivityCancelSubject returns the core NATS subject (no stream captures it) of the cancels of
+// the activities of the instance whose encoded ID is idTok, e.g. "jetflow.cancel.order-42".
+func (n Names) ActivityCancelSubject(idTok string) string { return n.prefix + ".cancel." + idTok }
+
+// ActivityCancelSubjects returns the wildcard subject of all activity cancels, e.g.
+// "jetflow.cancel.>", which activity workers subscribe to.
+func (n Names) ActivityCancelSubjects() string { return n.prefix + ".cancel.>" }
+
 // ActivitySubject returns the subject of tasks for the activity whose
 // encoded name is nameTok, e.g. "jetflow.activity.charge-card".
 func (n Names) ActivitySubject(nameTok string) string {

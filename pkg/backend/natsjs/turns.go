@@ -152,6 +152,22 @@ func (b *Backend) publishAll(ctx context.Context, msgs []*nats.Msg) error {
 	return nil
 }
 
+// deadlineSchedule returns, for an activity with a ScheduleToClose deadline, the scheduled
+// message that delivers its ScheduleToCloseTimeout failure to the instance at the deadline,
+// whatever became of its workers (the instance ignores it if the task has completed); nil for
+// any other action. It is a timer schedule on the task's schedule subject, as a timer's.
+func (b *Backend) deadlineSchedule(idTok string, turn *turnRecord, a history.Action) *nats.Msg {
+	if a.Kind != history.ActionActivity || a.Timeouts == nil || a.Timeouts.ScheduleToCloseDeadline.IsZero() {
+		return nil
+	}
+	task := backend.NewActivityTask(turn.InstanceID, turn.Generation, a)
+	msg := nats.NewMsg(b.names.ScheduleSubject(idTok, turn.Generation, a.TaskID))
+	msg.Data = mustJSON(backend.ScheduleToCloseResult(task))
+	msg.Header.Set("Nats-Schedule", "@at "+task.ScheduleToCloseDeadline.UTC().Format(time.RFC3339Nano))
+	msg.Header.Set("Nats-Schedule-Target", b.names.InstanceSubject(idTok, string(backend.KindResult)))
+	return msg
+}
+
 func (b *Backend) actionMsg(idTok string, turn *turnRecord, a history.Action) (*nats.Msg, error) {
 	switch a.Kind {
 	case history.ActionActivity:
@@ -160,7 +176,7 @@ func (b *Backend) actionMsg(idTok string, turn *turnRecord, a history.Action) (*
 			return nil, fmt.Errorf("activity name: %w", err)
 		}
 		msg := nats.NewMsg(b.names.ActivitySubject(nameTok))
-		msg.Data = mustJSON(backend.ActivityTask{InstanceID: turn.InstanceID, Generation: turn.Generation, TaskID: a.TaskID, Name: a.Name, Input: a.Input, Rewind: a.Rewind})
+		msg.Data = mustJSON(backend.NewActivityTask(turn.InstanceID, turn.Generation, a))
 		msg.Header.Set(jetstream.MsgIDHeader, taskMsgID(idTok, turn.Generation, a.TaskID, a.Rewind))
 		return msg, nil
 	case history.ActionTimer:
