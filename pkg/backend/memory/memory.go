@@ -151,9 +151,32 @@ func (b *Backend) CreateInstance(ctx context.Context, req backend.StartRequest) 
 	s.ID, s.Name, s.Input, s.StartID, s.Parent = req.InstanceID, req.Name, req.Input, req.StartID, req.Parent
 	s.Status, s.Output, s.Failure, s.CustomStatus, s.Waiting = history.StatusPending, nil, nil, nil, nil
 	s.CreatedAt, s.UpdatedAt = req.Time, req.Time
+	s.OrchestratorVersion, s.WaitingForVersion, s.Warning = req.Version, "", ""
+	s.ScheduledStartTime = time.Time{}
+	start := backend.Message{InstanceID: req.InstanceID, Kind: backend.KindStart, Data: data}
+	if wait := time.Until(req.StartAt); wait > 0 {
+		s.ScheduledStartTime = req.StartAt
+		b.notify(inst)
+		b.enqueueAfter(wait, start)
+		return nil
+	}
 	b.notify(inst)
-	b.enqueue(backend.Message{InstanceID: req.InstanceID, Kind: backend.KindStart, Data: data})
+	b.enqueue(start)
 	return nil
+}
+
+// enqueueAfter queues msg after d (a durable timer or a scheduled start); b.mu must be held.
+func (b *Backend) enqueueAfter(d time.Duration, msg backend.Message) {
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		delete(b.timers, t)
+		if !b.closed {
+			b.enqueue(msg)
+		}
+	})
+	b.timers[t] = struct{}{}
 }
 
 // Send implements backend.ClientBackend.

@@ -162,17 +162,7 @@ func (b *Backend) schedule(s *backend.Instance, a history.Action) {
 		b.signal()
 	case history.ActionTimer:
 		data, _ := json.Marshal(backend.TimerFired{Generation: s.Generation, TaskID: a.TaskID})
-		msg := backend.Message{InstanceID: s.ID, Kind: backend.KindTimer, Data: data}
-		var t *time.Timer
-		t = time.AfterFunc(time.Until(a.FireAt), func() {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			delete(b.timers, t)
-			if !b.closed {
-				b.enqueue(msg)
-			}
-		})
-		b.timers[t] = struct{}{}
+		b.enqueueAfter(time.Until(a.FireAt), backend.Message{InstanceID: s.ID, Kind: backend.KindTimer, Data: data})
 	case history.ActionSubOrchestration:
 		req := backend.StartRequest{
 			InstanceID: a.InstanceID, Name: a.Name, Input: a.Input, Time: s.UpdatedAt,
@@ -290,5 +280,37 @@ func (b *Backend) AbandonActivityWorkItem(ctx context.Context, item *backend.Act
 		b.after(delay)
 	}
 	b.signal()
+	return nil
+}
+
+var _ backend.VersionRouter = (*Backend)(nil)
+
+// ServeOrchestrators implements backend.VersionRouter. The workers of one memory backend share
+// its work items, so there is nothing to announce.
+func (b *Backend) ServeOrchestrators(context.Context, []backend.OrchestratorVersion) error { return nil }
+
+// RouteOrchestrationWorkItem implements backend.VersionRouter: it always returns
+// backend.ErrNoWorker. The workers of one memory backend share its work items, so an item the
+// caller abandons is taken by any of them, one that serves the version included.
+func (b *Backend) RouteOrchestrationWorkItem(_ context.Context, item *backend.OrchestrationWorkItem, v backend.OrchestratorVersion) error {
+	return fmt.Errorf("routing %q to %s: %w", item.InstanceID, v, backend.ErrNoWorker)
+}
+
+// MarkWaiting implements backend.VersionRouter.
+func (b *Backend) MarkWaiting(_ context.Context, item *backend.OrchestrationWorkItem, state backend.Instance) error {
+	tok, ok := item.Token.(*itemToken)
+	if !ok {
+		return fmt.Errorf("marking %q waiting: not a work item of this backend", item.InstanceID)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	inst := b.instances[item.InstanceID]
+	if tok.done || inst == nil || inst.state.Version != tok.version {
+		return fmt.Errorf("marking %q waiting: %w", item.InstanceID, backend.ErrConflict)
+	}
+	version := inst.state.Version
+	inst.state = state
+	inst.state.Version = version
+	b.notify(inst)
 	return nil
 }
