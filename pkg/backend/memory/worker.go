@@ -287,7 +287,9 @@ var _ backend.VersionRouter = (*Backend)(nil)
 
 // ServeOrchestrators implements backend.VersionRouter. The workers of one memory backend share
 // its work items, so there is nothing to announce.
-func (b *Backend) ServeOrchestrators(context.Context, []backend.OrchestratorVersion) error { return nil }
+func (b *Backend) ServeOrchestrators(context.Context, []backend.OrchestratorVersion) error {
+	return nil
+}
 
 // RouteOrchestrationWorkItem implements backend.VersionRouter: it always returns
 // backend.ErrNoWorker. The workers of one memory backend share its work items, so an item the
