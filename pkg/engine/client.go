@@ -27,6 +27,8 @@ var (
 	ErrBadPayload        = backend.ErrBadPayload
 	// ErrBadContinuationToken: a Query.ContinuationToken that ListInstances did not return.
 	ErrBadContinuationToken = backend.ErrBadContinuationToken
+	// ErrInvalidVersion: an orchestrator version that cannot be used (WithVersion).
+	ErrInvalidVersion = durable.ErrInvalidVersion
 )
 
 // Query selects instances for ListInstances and PurgeInstances; see backend.Query.
