@@ -108,10 +108,10 @@ func (b *turnBuilder) add(ctx context.Context, m backend.WorkMessage) bool {
 	log := w.log.With().Str(fieldInstance, b.id).Str(fieldKind, string(m.Kind)).Logger()
 	switch {
 	case m.Deliveries > w.opts.poisonAfter && (b.state == nil || b.state.WaitingForVersion == ""):
-		// (An instance that waited for a worker serving its version had its messages handed
-		// back while it waited: their deliveries say nothing of this worker.)
 		// The message was taken that many times and never applied: it is likely what stops
-		// the workers that take it. It is dead-lettered and the instance fails (fail.go).
+		// the workers that take it. It is dead-lettered and the instance fails (fail.go). (An
+		// instance that waited for a worker serving its version had its messages handed back
+		// while it waited: those deliveries say nothing of the message.)
 		return b.failOn(m, FailurePoisonMessage, fmt.Sprintf("a %s message was delivered %d times without being processed", m.Kind, m.Deliveries))
 	case m.Kind == backend.KindStart:
 		// The payload limit applies to the start's input and event data (StartRequest.CheckPayload),
@@ -383,6 +383,9 @@ func (b *turnBuilder) nextState(x execution) backend.Instance {
 		}
 	}
 	if x.input != nil {
+		if b.start == nil {
+			s.ScheduledStartTime = time.Time{} // a generation of ContinueAsNew starts at once
+		}
 		s.Generation, s.Input = x.exec.Generation(), x.input
 		s.HistoryEvents = 0
 	}
