@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
+	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 )
 
@@ -17,6 +19,11 @@ With --event, the start also delivers that event (Temporal's signal-with-start),
 the instance is pending, running or suspended, it is not started again and the event is raised
 on it instead; otherwise it starts and the event is the first thing it receives. --event-data
 is the event's JSON data (default null), --event-id deduplicates it.
+
+With --at (an RFC 3339 time, e.g. 2026-01-02T15:04:05Z), the instance is Pending, with its
+scheduled start time in its status, until then; a time that has passed starts it now. Events
+raised to it before it starts are discarded. --version starts it on that version of the
+orchestrator (default: the newest the worker that takes the start has).
 `
 
 func runStart(ctx context.Context, env *Env, args []string) error {
@@ -24,13 +31,15 @@ func runStart(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fs := newFlagSet(env, "start", "<orchestrator> [--id ID] [--input JSON] [--event NAME [--event-data JSON] [--event-id ID]]", startAbout)
+	fs := newFlagSet(env, "start", "<orchestrator> [--id ID] [--input JSON] [--at TIME] [--version V] [--event NAME [--event-data JSON] [--event-id ID]]", startAbout)
 	cfg.clientFlags(fs)
 	id := fs.String("id", "", "instance `ID` (default: a random UUID)")
 	input := fs.String("input", "", "orchestrator input as `JSON`, e.g. '{\"amountCents\": 5000}'")
 	event := fs.String("event", "", "also deliver the event `NAME` (start if absent, else raise)")
 	eventData := fs.String("event-data", "", "the event's data as `JSON` (default null)")
 	eventID := fs.String("event-id", "", "deduplication `ID` of the event")
+	at := fs.String("at", "", "start at this RFC 3339 `time` (default: now)")
+	version := fs.String("version", "", "orchestrator `version` to start (default: the newest)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -42,6 +51,11 @@ func runStart(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	more, err := scheduleOptions(*at, *version)
+	if err != nil {
+		return err
+	}
+	opts = append(opts, more...)
 	ev, err := startEvent(*event, *eventData, *eventID)
 	if err != nil {
 		return err
@@ -102,4 +116,23 @@ func startEvent(name, data, id string) (*engine.Event, error) {
 		ev.Data = raw
 	}
 	return ev, nil
+}
+
+// scheduleOptions are the start options for the --at and --version flags.
+func scheduleOptions(at, version string) ([]engine.StartOption, error) {
+	var opts []engine.StartOption
+	if at != "" {
+		t, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			return nil, usageErrorf("start: --at %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z (with a zone: Z or +01:00)", at)
+		}
+		opts = append(opts, engine.WithStartTime(t))
+	}
+	if version != "" {
+		if err := durable.ValidateVersion(version); err != nil {
+			return nil, usageErrorf("start: --version: %v", err)
+		}
+		opts = append(opts, engine.WithVersion(version))
+	}
+	return opts, nil
 }

@@ -96,6 +96,15 @@ func printStatus(w io.Writer, s *engine.Status, now time.Time) {
 	if s.Parent != nil {
 		row("parent", fmt.Sprintf("%s (task %d)", s.Parent.InstanceID, s.Parent.TaskID))
 	}
+	if s.ScheduledStartTime != nil {
+		row("scheduled start", formatTime(*s.ScheduledStartTime, now))
+	}
+	if s.OrchestratorVersion != "" {
+		row("version", s.OrchestratorVersion)
+	}
+	if s.Warning != "" {
+		row("warning", s.Warning)
+	}
 	tw.Flush()
 }
 

@@ -335,6 +335,12 @@ type StartRequest struct {
 	// generation the start creates, or, if the instance is pending, running or suspended and
 	// the start is therefore ignored, to that generation.
 	Event *StartEvent `json:"event,omitempty"`
+	// Version is the orchestrator version the instance runs; "" lets the worker that takes the
+	// start choose the newest version it has of Name.
+	Version string `json:"version,omitempty"`
+	// StartAt, when set and in the future, is when the instance starts: it is Pending until
+	// then (the start message is delivered then).
+	StartAt time.Time `json:"startAt,omitzero"`
 }
 
 // PayloadSize is what the start carries that the payload limit applies to: its input and the
@@ -490,6 +496,15 @@ type Instance struct {
 	HistoryEvents int `json:"historyEvents,omitempty"`
 	// Warning, when set, says that the instance nears a limit and what to do about it.
 	Warning string `json:"warning,omitempty"`
+	// OrchestratorVersion is the orchestrator version the current generation runs ("" for an
+	// unversioned orchestrator, and before the generation starts unless the start named one).
+	OrchestratorVersion string `json:"orchestratorVersion,omitempty"`
+	// ScheduledStartTime, on an instance created with a start time (StartRequest.StartAt), is
+	// when it starts.
+	ScheduledStartTime time.Time `json:"scheduledStartTime,omitzero"`
+	// WaitingForVersion is set, as "name@version", while no worker serving the orchestrator
+	// version the instance runs has been found (VersionRouter); Warning says so.
+	WaitingForVersion string `json:"waitingForVersion,omitempty"`
 	// Version changes with every completion committed for the instance; 0 until the first.
 	// It lets a worker tell whether an instance it holds in memory is the stored one.
 	Version uint64 `json:"-"`

@@ -68,6 +68,7 @@ type Executor struct {
 	instanceID string
 	name       string
 	gen        uint64
+	version    string // the orchestrator version the generation runs
 	input      json.RawMessage
 	ctx        *OrchestrationContext
 
@@ -93,6 +94,11 @@ type Executor struct {
 	suspended   bool
 	held        []history.Event // events that arrived while suspended
 	eventIDs    map[string]struct{}
+
+	// Patching (patch.go).
+	turn       int            // OrchestratorStarted events applied: the turn being run, from 1
+	patches    map[string]int // patch ID → the turn its marker is recorded in
+	newPatches []string       // patches taken for the first time in this turn, to record
 
 	customStatus  json.RawMessage
 	continueAsNew *continueAsNew
@@ -120,6 +126,7 @@ func NewExecutor(reg *Registry, instanceID string, log zerolog.Logger) *Executor
 		tasks:      map[int]*Task{},
 		waiters:    map[string][]*Task{},
 		eventIDs:   map[string]struct{}{},
+		patches:    map[string]int{},
 	}
 	e.ctx = &OrchestrationContext{e: e}
 	return e
@@ -135,6 +142,7 @@ func Replay(reg *Registry, instanceID string, log zerolog.Logger, past []history
 // Replay applies past events, which must start with this generation's first turn.
 func (e *Executor) Replay(past []history.Event) error {
 	past, e.tolerateEnd = withoutRewound(past)
+	e.scanPatches(past)
 	e.replaying = true
 	defer func() { e.replaying = false }()
 	for _, ev := range past {
@@ -151,6 +159,9 @@ func (e *Executor) Replay(past []history.Event) error {
 
 // Generation returns the generation the executor runs (set by ExecutionStarted).
 func (e *Executor) Generation() uint64 { return e.gen }
+
+// Version returns the orchestrator version the executor runs (set by ExecutionStarted).
+func (e *Executor) Version() string { return e.version }
 
 // Done reports whether this generation has ended: completed, failed, terminated or continued as new.
 func (e *Executor) Done() bool { return e.finished || e.terminated || e.err != nil }
@@ -231,8 +242,9 @@ func (e *Executor) endTurn(now time.Time) *TurnResult {
 			e.newEvents = append(e.newEvents, t.scheduledEvent(now))
 		}
 		res.Actions = append(res.Actions, e.reissueActions(now)...)
+		e.newEvents = append(e.newEvents, e.patchMarkers(now)...)
 	}
-	e.unconfirmed, e.reissued = nil, nil
+	e.unconfirmed, e.reissued, e.newPatches = nil, nil, nil
 	if end != nil && !e.recordedEnd {
 		e.newEvents = append(e.newEvents, *end)
 	}
@@ -265,7 +277,10 @@ func (e *Executor) apply(ev history.Event) bool {
 			e.checkTurnRecorded()
 		}
 		e.now = ev.Timestamp
+		e.turn++
 		return true
+	case history.PatchMarker:
+		return true // counted before the replay (scanPatches)
 	case history.ExecutionCompleted, history.ContinuedAsNew:
 		e.recordedEnd = true
 		return true
@@ -400,12 +415,13 @@ func (e *Executor) completeTask(t *Task, ev history.Event) {
 // start begins the orchestrator's goroutine and runs it until it first blocks.
 func (e *Executor) start(ev history.Event) {
 	e.started = true
-	e.name, e.input, e.gen = ev.Name, ev.Input, ev.Generation
+	e.name, e.input, e.gen, e.version = ev.Name, ev.Input, ev.Generation, ev.Version
 	e.log = e.log.With().Str("orchestrator", ev.Name).Logger()
-	fn, ok := e.reg.Orchestrator(ev.Name)
+	fn, ok := e.reg.OrchestratorVersion(ev.Name, ev.Version)
 	if !ok {
+		ref := OrchestratorRef{Name: ev.Name, Version: ev.Version}
 		e.finished = true
-		e.failure = &history.Failure{Type: "NotRegistered", Message: fmt.Sprintf("orchestrator %q: %v on this worker", ev.Name, ErrNotRegistered)}
+		e.failure = &history.Failure{Type: "NotRegistered", Message: fmt.Sprintf("orchestrator %s: %v on this worker", ref, ErrNotRegistered)}
 		return
 	}
 	e.resume = make(chan bool)

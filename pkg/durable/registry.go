@@ -72,25 +72,53 @@ func ActivityInfoFrom(ctx context.Context) (ActivityInfo, bool) {
 
 // Registry maps names to orchestrators and activities. Register everything before a worker
 // starts; a Registry is not safe for concurrent modification.
+//
+// An orchestrator name may be registered in several versions (WithVersion), so that a worker
+// keeps running the instances started on an old version while new ones start on the newest.
 type Registry struct {
-	orchestrators map[string]OrchestratorFunc
+	orchestrators map[string]map[string]OrchestratorFunc // name → version → function
 	activities    map[string]ActivityFunc
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{orchestrators: map[string]OrchestratorFunc{}, activities: map[string]ActivityFunc{}}
+	return &Registry{orchestrators: map[string]map[string]OrchestratorFunc{}, activities: map[string]ActivityFunc{}}
 }
 
-// AddOrchestrator registers fn under name. It returns an error if the name is empty or taken.
-func (r *Registry) AddOrchestrator(name string, fn OrchestratorFunc) error {
+// RegisterOption configures AddOrchestrator.
+type RegisterOption func(*registration)
+
+type registration struct{ version string }
+
+// WithVersion registers the orchestrator as version v of its name (default: "", unversioned).
+// An instance runs, for all its life, the version it started on; see CompareVersions for which
+// version is the newest.
+func WithVersion(v string) RegisterOption {
+	return func(r *registration) { r.version = v }
+}
+
+// AddOrchestrator registers fn under name, in the version WithVersion gives (default ""). It
+// returns an error if the name is empty or the name and version are taken.
+func (r *Registry) AddOrchestrator(name string, fn OrchestratorFunc, opts ...RegisterOption) error {
+	var reg registration
+	for _, opt := range opts {
+		opt(&reg)
+	}
 	if name == "" || fn == nil {
 		return fmt.Errorf("registering orchestrator %q: name and function are required", name)
 	}
-	if _, dup := r.orchestrators[name]; dup {
-		return fmt.Errorf("registering orchestrator %q: already registered", name)
+	if err := validVersion(reg.version); err != nil {
+		return fmt.Errorf("registering orchestrator %q: %w", name, err)
 	}
-	r.orchestrators[name] = fn
+	versions := r.orchestrators[name]
+	if versions == nil {
+		versions = map[string]OrchestratorFunc{}
+		r.orchestrators[name] = versions
+	}
+	if _, dup := versions[reg.version]; dup {
+		return fmt.Errorf("registering orchestrator %q version %q: already registered", name, reg.version)
+	}
+	versions[reg.version] = fn
 	return nil
 }
 
@@ -106,10 +134,66 @@ func (r *Registry) AddActivity(name string, fn ActivityFunc) error {
 	return nil
 }
 
-// Orchestrator returns the orchestrator registered under name.
+// Orchestrator returns the newest version of the orchestrator registered under name.
 func (r *Registry) Orchestrator(name string) (OrchestratorFunc, bool) {
-	fn, ok := r.orchestrators[name]
+	v, ok := r.NewestVersion(name)
+	if !ok {
+		return nil, false
+	}
+	return r.OrchestratorVersion(name, v)
+}
+
+// OrchestratorVersion returns version v of the orchestrator registered under name.
+func (r *Registry) OrchestratorVersion(name, v string) (OrchestratorFunc, bool) {
+	fn, ok := r.orchestrators[name][v]
 	return fn, ok
+}
+
+// NewestVersion returns the newest version (CompareVersions) of orchestrator name registered,
+// and false if the name is not registered.
+func (r *Registry) NewestVersion(name string) (string, bool) {
+	versions, ok := r.orchestrators[name]
+	if !ok {
+		return "", false
+	}
+	newest, first := "", true
+	for v := range versions {
+		if first || CompareVersions(v, newest) > 0 {
+			newest, first = v, false
+		}
+	}
+	return newest, true
+}
+
+// OrchestratorRef names one version of an orchestrator.
+type OrchestratorRef struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+}
+
+// String returns "name" for an unversioned orchestrator, "name@version" for the others.
+func (o OrchestratorRef) String() string {
+	if o.Version == "" {
+		return o.Name
+	}
+	return o.Name + "@" + o.Version
+}
+
+// Orchestrators returns every registered orchestrator version, sorted by name and version.
+func (r *Registry) Orchestrators() []OrchestratorRef {
+	var out []OrchestratorRef
+	for name, versions := range r.orchestrators {
+		for v := range versions {
+			out = append(out, OrchestratorRef{Name: name, Version: v})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return CompareVersions(out[i].Version, out[j].Version) < 0
+	})
+	return out
 }
 
 // Activity returns the activity registered under name.

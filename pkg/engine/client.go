@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
+	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
 
@@ -25,6 +27,8 @@ var (
 	ErrBadPayload        = backend.ErrBadPayload
 	// ErrBadContinuationToken: a Query.ContinuationToken that ListInstances did not return.
 	ErrBadContinuationToken = backend.ErrBadContinuationToken
+	// ErrInvalidVersion: an orchestrator version that cannot be used (WithVersion).
+	ErrInvalidVersion = durable.ErrInvalidVersion
 )
 
 // Query selects instances for ListInstances and PurgeInstances; see backend.Query.
@@ -283,4 +287,28 @@ func (c *Client) Restart(ctx context.Context, id string, newInstanceID bool) (st
 		return "", fmt.Errorf("restarting %q: %w", id, err)
 	}
 	return newID, nil
+}
+
+// WithVersion starts the instance on version v of the orchestrator (durable.WithVersion). By
+// default the worker that takes the start chooses the newest version it has of the name.
+func WithVersion(v string) StartOption {
+	return func(r *backend.StartRequest) error {
+		if err := durable.ValidateVersion(v); err != nil {
+			return err
+		}
+		r.Version = v
+		return nil
+	}
+}
+
+// WithStartTime schedules the start at t: the instance is Pending, with its scheduled start
+// time in its status, until then. A time that has passed starts the instance at once. Events
+// raised to the instance before it starts are discarded, as for any instance that does not run.
+func WithStartTime(t time.Time) StartOption {
+	return func(r *backend.StartRequest) error {
+		if t.After(time.Now()) {
+			r.StartAt = t.UTC()
+		}
+		return nil
+	}
 }

@@ -34,6 +34,13 @@ type Status struct {
 	HistoryEvents int `json:"historyEvents,omitempty"`
 	// Warning, when set, says the instance nears a limit (its history length) and what to do.
 	Warning string `json:"warning,omitempty"`
+	// OrchestratorVersion is the orchestrator version the instance runs ("" if unversioned).
+	OrchestratorVersion string `json:"orchestratorVersion,omitempty"`
+	// ScheduledStartTime is when an instance started with WithStartTime starts (or started).
+	ScheduledStartTime *time.Time `json:"scheduledStartTime,omitempty"`
+	// WaitingForVersion, as "name@version", says that the instance waits for a worker serving
+	// its orchestrator version (Warning explains).
+	WaitingForVersion string `json:"waitingForVersion,omitempty"`
 }
 
 // Page is a page of ListInstances.
@@ -50,6 +57,11 @@ func statusOf(s *backend.Instance) *Status {
 		CustomStatus: s.CustomStatus, Failure: s.Failure, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 		Waiting: s.Waiting, Parent: s.Parent, Generation: s.Generation, Version: s.Version,
 		HistoryEvents: s.HistoryEvents, Warning: s.Warning,
+		OrchestratorVersion: s.OrchestratorVersion, WaitingForVersion: s.WaitingForVersion,
+	}
+	if !s.ScheduledStartTime.IsZero() {
+		t := s.ScheduledStartTime
+		st.ScheduledStartTime = &t
 	}
 	return st
 }

@@ -58,6 +58,9 @@ func (w *Worker) newExecutor(id string) *durable.Executor {
 // turn applies the work item's messages, as many as one turn takes, and completes the item.
 func (w *Worker) turn(ctx context.Context, item *backend.OrchestrationWorkItem) error {
 	began := time.Now()
+	if ref, start, missing := w.missingVersion(item); missing {
+		return w.awaitVersion(ctx, item, ref, start) // versions.go
+	}
 	exec, err := w.executor(ctx, item)
 	if err != nil {
 		return err
@@ -104,9 +107,11 @@ func (b *turnBuilder) add(ctx context.Context, m backend.WorkMessage) bool {
 	w := b.w
 	log := w.log.With().Str(fieldInstance, b.id).Str(fieldKind, string(m.Kind)).Logger()
 	switch {
-	case m.Deliveries > w.opts.poisonAfter:
+	case m.Deliveries > w.opts.poisonAfter && (b.state == nil || b.state.WaitingForVersion == ""):
 		// The message was taken that many times and never applied: it is likely what stops
-		// the workers that take it. It is dead-lettered and the instance fails (fail.go).
+		// the workers that take it. It is dead-lettered and the instance fails (fail.go). (An
+		// instance that waited for a worker serving its version had its messages handed back
+		// while it waited: those deliveries say nothing of the message.)
 		return b.failOn(m, FailurePoisonMessage, fmt.Sprintf("a %s message was delivered %d times without being processed", m.Kind, m.Deliveries))
 	case m.Kind == backend.KindStart:
 		// The payload limit applies to the start's input and event data (StartRequest.CheckPayload),
@@ -201,17 +206,20 @@ func (b *turnBuilder) addStart(m backend.WorkMessage, log zerolog.Logger) bool {
 		// client recorded it): that start's generation begins, with this start's event, so that
 		// the client told it created the instance sees its own input run.
 		req = backend.StartRequest{InstanceID: b.id, Name: s.Name, Input: s.Input, StartID: s.StartID,
-			Parent: s.Parent, Time: s.CreatedAt, Event: req.Event}
+			Parent: s.Parent, Time: s.CreatedAt, Event: req.Event, Version: s.OrchestratorVersion}
 	}
 	if len(req.Input) == 0 {
 		req.Input = json.RawMessage("null")
 	}
+	req.Version = b.w.startVersion(&req) // versions.go
 	b.start = &req
 	gen := uint64(1)
 	if s != nil {
 		gen = s.Generation + 1
 	}
-	b.events = append(b.events, history.NewExecutionStarted(b.now, req.Name, req.Input, gen, req.Parent))
+	started := history.NewExecutionStarted(b.now, req.Name, req.Input, gen, req.Parent)
+	started.Version = req.Version
+	b.events = append(b.events, started)
 	if req.Event != nil {
 		b.events = append(b.events, startEvent(b.now, req.Event))
 	}
@@ -335,6 +343,7 @@ func (b *turnBuilder) execute() execution {
 	name, parent := b.startName()
 	gen := exec.Generation()
 	for n := 0; res.ContinueAsNew != nil; n++ {
+		version := exec.Version() // the next generation runs the same version
 		exec.Close()
 		exec = b.w.newExecutor(b.id)
 		input = res.ContinueAsNew.Input
@@ -342,7 +351,9 @@ func (b *turnBuilder) execute() execution {
 			input = json.RawMessage("null")
 		}
 		gen++
-		events := append([]history.Event{history.NewExecutionStarted(b.now, name, input, gen, parent)}, res.ContinueAsNew.CarryOver...)
+		started := history.NewExecutionStarted(b.now, name, input, gen, parent)
+		started.Version = version
+		events := append([]history.Event{started}, res.ContinueAsNew.CarryOver...)
 		if n == maxContinuations {
 			events = []history.Event{history.NewExecutionTerminated(b.now, "ContinueAsNew ran more than 100 times in one turn without waiting")}
 		}
@@ -368,16 +379,21 @@ func (b *turnBuilder) nextState(x execution) backend.Instance {
 	}
 	if b.start != nil {
 		s.ID, s.Name, s.Input, s.Parent, s.StartID = b.id, b.start.Name, b.start.Input, b.start.Parent, b.start.StartID
+		s.ScheduledStartTime = b.start.StartAt
 		s.CreatedAt = b.start.Time
 		if s.CreatedAt.IsZero() {
 			s.CreatedAt = b.now
 		}
 	}
 	if x.input != nil {
+		if b.start == nil {
+			s.ScheduledStartTime = time.Time{} // a generation of ContinueAsNew starts at once
+		}
 		s.Generation, s.Input = x.exec.Generation(), x.input
 		s.HistoryEvents = 0
 	}
 	s.HistoryEvents += len(res.Events)
+	s.OrchestratorVersion, s.WaitingForVersion = x.exec.Version(), ""
 	b.warn(&s)
 	s.Status, s.Output, s.Failure, s.CustomStatus = res.Status, res.Output, res.Failure, res.CustomStatus
 	s.Waiting = nil

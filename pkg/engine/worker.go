@@ -96,6 +96,11 @@ func (w *Worker) Run(parent context.Context) error {
 			cancel()
 		}
 	}
+	if router, ok := w.b.(backend.VersionRouter); ok && !w.opts.noOrchestrations {
+		if err := router.ServeOrchestrators(ctx, w.servedVersions()); err != nil {
+			return fmt.Errorf("announcing the orchestrator versions served: %w", err)
+		}
+	}
 	if !w.opts.noOrchestrations {
 		for range w.opts.concurrency {
 			wg.Add(1)

@@ -33,6 +33,9 @@ const (
 	SubOrchestrationInstanceCompleted EventType = "SubOrchestrationInstanceCompleted"
 	SubOrchestrationInstanceFailed    EventType = "SubOrchestrationInstanceFailed"
 	EventRaised                       EventType = "EventRaised"
+	// PatchMarker records that the orchestrator took the patched branch of change Name
+	// (OrchestrationContext.IsPatched) in the turn it is recorded in.
+	PatchMarker EventType = "PatchMarker"
 )
 
 // Event is one entry of a history. Which fields are set depends on Type; the constructors below
@@ -60,6 +63,9 @@ type Event struct {
 	Status     RuntimeStatus `json:"status,omitempty"`
 	Parent     *ParentRef    `json:"parent,omitempty"`
 	Generation uint64        `json:"generation,omitempty"`
+	// Version, on an ExecutionStarted event, is the orchestrator version the generation runs
+	// ("" for an unversioned orchestrator).
+	Version string `json:"version,omitempty"`
 }
 
 // Failure describes why an activity, sub-orchestration or orchestration failed.
@@ -220,4 +226,9 @@ func NewSubOrchestrationFailed(now time.Time, id int, failure *Failure) Event {
 // NewEventRaised records an external event; eventID is the caller's deduplication ID, if any.
 func NewEventRaised(now time.Time, name string, data json.RawMessage, eventID string) Event {
 	return Event{Type: EventRaised, Timestamp: now, Name: name, Input: data, EventID: eventID}
+}
+
+// NewPatchMarker records that the orchestrator took the patched branch of change patchID.
+func NewPatchMarker(now time.Time, patchID string) Event {
+	return Event{Type: PatchMarker, Timestamp: now, Name: patchID}
 }

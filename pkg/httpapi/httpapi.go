@@ -268,6 +268,8 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, "BadRequest", "invalid "+ContinuationTokenHeader+": "+err.Error())
 	case errors.Is(err, engine.ErrInstanceNotFailed):
 		writeError(w, http.StatusBadRequest, "InstanceNotFailed", "only failed instances can be rewound: "+err.Error())
+	case errors.Is(err, engine.ErrInvalidVersion):
+		writeError(w, http.StatusBadRequest, "BadRequest", err.Error())
 	case errors.Is(err, engine.ErrInstanceExists):
 		writeError(w, http.StatusInternalServerError, "InstanceExists", err.Error())
 	default:
@@ -315,6 +317,11 @@ func (a *api) start(w http.ResponseWriter, r *http.Request) {
 		}
 		opts = append(opts, engine.WithInstanceID(id))
 	}
+	startOpts, ok := startQuery(w, r)
+	if !ok {
+		return
+	}
+	opts = append(opts, startOpts...)
 	body, ok := a.readBody(w, r)
 	if !ok {
 		return

@@ -26,6 +26,13 @@ type StatusResponse struct {
 	LastUpdatedTime string            `json:"lastUpdatedTime"`
 	WaitingFor      *history.Waiting  `json:"waitingFor,omitempty"`
 	HistoryEvents   []json.RawMessage `json:"historyEvents,omitempty"`
+	// ScheduledStartTime is when an instance started with ?scheduledStartTime= starts.
+	ScheduledStartTime string `json:"scheduledStartTime,omitempty"`
+	// OrchestratorVersion is the orchestrator version the instance runs, if versioned.
+	OrchestratorVersion string `json:"orchestratorVersion,omitempty"`
+	// Warning says why the instance does not move (no worker serves its version) or that it
+	// nears a limit.
+	Warning string `json:"warning,omitempty"`
 }
 
 type statusQuery struct {
@@ -66,13 +73,18 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 // statusResponse is the status object of s, without history.
 func statusResponse(s *engine.Status, showInput bool) StatusResponse {
 	resp := StatusResponse{
-		Name:            s.Name,
-		InstanceID:      s.ID,
-		RuntimeStatus:   string(s.Status),
-		CustomStatus:    s.CustomStatus,
-		CreatedTime:     s.CreatedAt.UTC().Format(TimeFormat),
-		LastUpdatedTime: s.UpdatedAt.UTC().Format(TimeFormat),
-		WaitingFor:      s.Waiting,
+		Name:                s.Name,
+		InstanceID:          s.ID,
+		RuntimeStatus:       string(s.Status),
+		CustomStatus:        s.CustomStatus,
+		CreatedTime:         s.CreatedAt.UTC().Format(TimeFormat),
+		LastUpdatedTime:     s.UpdatedAt.UTC().Format(TimeFormat),
+		WaitingFor:          s.Waiting,
+		OrchestratorVersion: s.OrchestratorVersion,
+		Warning:             s.Warning,
+	}
+	if s.ScheduledStartTime != nil {
+		resp.ScheduledStartTime = s.ScheduledStartTime.UTC().Format(TimeFormat)
 	}
 	if showInput {
 		resp.Input = s.Input

@@ -57,6 +57,10 @@ func Run(t *testing.T, newBackend Factory) {
 		{"EngineTimers", testEngineTimers},
 		{"EngineTerminateSuspendResume", testEngineControl},
 		{"EngineSubOrchestration", testEngineSubOrchestration},
+		{"MarkWaiting", testMarkWaiting},
+		{"ScheduledStart", testScheduledStart},
+		{"EngineVersions", testEngineVersions},
+		{"EngineScheduledStart", testEngineScheduledStart},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newBackend(t)) })

@@ -72,6 +72,12 @@ func runWorker(t *testing.T, b backend.Backend) *engine.Client {
 	if err := reg.AddActivity("Double", durable.Activity(double)); err != nil {
 		t.Fatal(err)
 	}
+	return runWorkerWith(t, b, reg)
+}
+
+// runWorkerWith runs a worker with reg on b until the test ends.
+func runWorkerWith(t *testing.T, b backend.Backend, reg *durable.Registry) *engine.Client {
+	t.Helper()
 	w, err := engine.NewWorker(b, reg)
 	if err != nil {
 		t.Fatal(err)

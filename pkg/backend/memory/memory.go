@@ -154,8 +154,17 @@ func (b *Backend) CreateInstance(ctx context.Context, req backend.StartRequest) 
 	s.ID, s.Name, s.Input, s.StartID, s.Parent = req.InstanceID, req.Name, req.Input, req.StartID, req.Parent
 	s.Status, s.Output, s.Failure, s.CustomStatus, s.Waiting = history.StatusPending, nil, nil, nil, nil
 	s.CreatedAt, s.UpdatedAt = req.Time, req.Time
+	s.OrchestratorVersion, s.WaitingForVersion, s.Warning = req.Version, "", ""
+	s.ScheduledStartTime = time.Time{}
+	start := backend.Message{InstanceID: req.InstanceID, Kind: backend.KindStart, Data: data}
+	if time.Until(req.StartAt) > 0 {
+		s.ScheduledStartTime = req.StartAt
+		b.notify(inst)
+		b.enqueueAt(req.StartAt, start)
+		return nil
+	}
 	b.notify(inst)
-	b.enqueue(backend.Message{InstanceID: req.InstanceID, Kind: backend.KindStart, Data: data})
+	b.enqueue(start)
 	return nil
 }
 

@@ -177,7 +177,8 @@ func (b *Backend) schedule(s *backend.Instance, a history.Action) {
 	}
 }
 
-// enqueueAt queues msg at time at (a timer firing, a deadline's result); b.mu must be held.
+// enqueueAt queues msg at time at (a timer firing, a deadline's result, a scheduled start); b.mu
+// must be held.
 func (b *Backend) enqueueAt(at time.Time, msg backend.Message) {
 	var t *time.Timer
 	t = time.AfterFunc(time.Until(at), func() {
@@ -323,5 +324,39 @@ func (b *Backend) CancelActivities(ctx context.Context, c backend.ActivityCancel
 			delete(b.running, tok)
 		}
 	}
+	return nil
+}
+
+var _ backend.VersionRouter = (*Backend)(nil)
+
+// ServeOrchestrators implements backend.VersionRouter. The workers of one memory backend share
+// its work items, so there is nothing to announce.
+func (b *Backend) ServeOrchestrators(context.Context, []backend.OrchestratorVersion) error {
+	return nil
+}
+
+// RouteOrchestrationWorkItem implements backend.VersionRouter: it always returns
+// backend.ErrNoWorker. The workers of one memory backend share its work items, so an item the
+// caller abandons is taken by any of them, one that serves the version included.
+func (b *Backend) RouteOrchestrationWorkItem(_ context.Context, item *backend.OrchestrationWorkItem, v backend.OrchestratorVersion) error {
+	return fmt.Errorf("routing %q to %s: %w", item.InstanceID, v, backend.ErrNoWorker)
+}
+
+// MarkWaiting implements backend.VersionRouter.
+func (b *Backend) MarkWaiting(_ context.Context, item *backend.OrchestrationWorkItem, state backend.Instance) error {
+	tok, ok := item.Token.(*itemToken)
+	if !ok {
+		return fmt.Errorf("marking %q waiting: not a work item of this backend", item.InstanceID)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	inst := b.instances[item.InstanceID]
+	if tok.done || inst == nil || inst.state.Version != tok.version {
+		return fmt.Errorf("marking %q waiting: %w", item.InstanceID, backend.ErrConflict)
+	}
+	version := inst.state.Version
+	inst.state = state
+	inst.state.Version = version
+	b.notify(inst)
 	return nil
 }

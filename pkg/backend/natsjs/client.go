@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,21 +27,46 @@ func (b *Backend) CreateInstance(ctx context.Context, req backend.StartRequest) 
 	if err := req.CheckPayload(b.opts.maxPayload); err != nil {
 		return err
 	}
+	if !req.StartAt.After(time.Now()) {
+		req.StartAt = time.Time{} // a start time that has come: start now
+	}
 	data, err := json.Marshal(req)
 	if err != nil {
 		return fmt.Errorf("encoding start request: %w", err)
 	}
+	var cur *storedState
+	msg := nats.NewMsg(b.names.InstanceSubject(idTok, string(backend.KindStart)))
+	if !req.StartAt.IsZero() {
+		// A scheduled start (scheduled.go): refused at once for an instance that exists, since
+		// its schedule, once published, fires whatever the record says.
+		if cur, err = b.readState(ctx, req.InstanceID); err != nil {
+			return err
+		}
+		if msg, err = b.scheduledStart(idTok, cur, req); err != nil {
+			return err
+		}
+	}
 	// The start message goes first: if this process dies before the state is written, the
 	// worker creates the state from the message.
-	msg := nats.NewMsg(b.names.InstanceSubject(idTok, string(backend.KindStart)))
 	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, startMsgID(req.StartID))
+	if msg.Header.Get("Nats-Schedule") == "" {
+		msg.Header.Set(jetstream.MsgIDHeader, startMsgID(req.StartID))
+	}
 	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("publishing start of %q: %w", req.InstanceID, err)
 	}
+	err = b.recordStart(ctx, idTok, cur, req)
+	if err != nil && !req.StartAt.IsZero() {
+		b.unschedule(msg.Subject)
+	}
+	return err
+}
+
+// recordStart appends the pending record of start req after the instance's record cur (nil: not
+// read yet).
+func (b *Backend) recordStart(ctx context.Context, idTok string, cur *storedState, req backend.StartRequest) error {
 	// Most starts are of new instances: try the pending record as the first one, and read the
 	// instance only if there is one already.
-	var cur *storedState
 	for {
 		var expect uint64
 		switch {

@@ -418,6 +418,7 @@ func pendingRecord(prev *storedState, req backend.StartRequest) *turnRecord {
 	}
 	s.ID, s.Name, s.Input, s.StartID, s.Parent = req.InstanceID, req.Name, req.Input, req.StartID, req.Parent
 	s.Status = history.StatusPending
+	s.OrchestratorVersion, s.ScheduledStartTime = req.Version, req.StartAt
 	s.CreatedAt = req.Time // and UpdatedAt: decodeRecord sets it
 	return &turnRecord{InstanceID: req.InstanceID, Number: s.Turn, Pending: true, LastSeq: s.LastSeq, Generation: s.Generation, State: s}
 }

@@ -353,10 +353,40 @@ func (n Names) ActivityCancelSubject(idTok string) string { return n.prefix + ".
 // "jetflow.cancel.>", which activity workers subscribe to.
 func (n Names) ActivityCancelSubjects() string { return n.prefix + ".cancel.>" }
 
+// ScheduledStartSubject returns the subject of the scheduled start startTok (an encoded start
+// ID) of instance idTok, e.g. "jetflow.sched.order-42.start.5f0c".
+func (n Names) ScheduledStartSubject(idTok, startTok string) string {
+	return n.prefix + ".sched." + idTok + ".start." + startTok
+}
+
 // ActivitySubject returns the subject of tasks for the activity whose
 // encoded name is nameTok, e.g. "jetflow.activity.charge-card".
 func (n Names) ActivitySubject(nameTok string) string {
 	return n.prefix + ".activity." + nameTok
+}
+
+// RouteSubject returns the subject on which the workers serving version verTok (VersionToken)
+// of the orchestrator whose encoded name is nameTok take routed instances, e.g.
+// "jetflow.route.Approval.v2".
+func (n Names) RouteSubject(nameTok, verTok string) string {
+	return n.prefix + ".route." + nameTok + "." + verTok
+}
+
+// RouteQueue is the queue group of the workers serving one orchestrator version: one of them
+// takes each routed instance.
+const RouteQueue = "jetflow-workers"
+
+// VersionToken maps an orchestrator version to a subject token: "v" for the unversioned "",
+// else "v" and the encoded version ("1.2" becomes "v1=2E2").
+func VersionToken(version string) (string, error) {
+	if version == "" {
+		return "v", nil
+	}
+	tok, err := encode("orchestrator version", version)
+	if err != nil {
+		return "", err
+	}
+	return "v" + tok, nil
 }
 
 // ActivitySubjects returns the wildcard subject of all activity tasks, e.g.

@@ -282,6 +282,8 @@ func TestNamesBuilders(t *testing.T) {
 		{"ScheduleSubject max gen", def.ScheduleSubject("x", 18446744073709551615, 0), "jetflow.sched.x.18446744073709551615.0"},
 		{"ActivitySubject", def.ActivitySubject("charge-card"), "jetflow.activity.charge-card"},
 		{"ActivitySubjects", def.ActivitySubjects(), "jetflow.activity.>"},
+		{"ScheduledStartSubject", def.ScheduledStartSubject("order-42", "5f0c"), "jetflow.sched.order-42.start.5f0c"},
+		{"RouteSubject", def.RouteSubject("Approval", "v1=2E2"), "jetflow.route.Approval.v1=2E2"},
 		{"DeadLetterSubject", def.DeadLetterSubject("malformed"), "jetflow.dlq.malformed"},
 		{"DeadLetterSubject unsafe reason", def.DeadLetterSubject("bad.reason"), "jetflow.dlq.bad=2Ereason"},
 		{"DeadLetterSubject empty reason", def.DeadLetterSubject(""), "jetflow.dlq.invalid"},

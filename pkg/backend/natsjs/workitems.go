@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetflow-dev/jetflow/internal/testhooks"
@@ -76,6 +77,8 @@ type workItems struct {
 	held         heldDeliveries     // kept alive until settled while the worker progresses (deliveries.go)
 	lastProgress atomic.Int64       // when a work item last ended, Unix nanoseconds
 	deliveries   jetstream.KeyValue // the delivery bucket; nil if it could not be bound
+	// routeSubjects are where this worker takes routed instances (routing.go); under mu.
+	routeSubjects []string
 }
 
 // instanceQueue holds an instance's messages that are not in an item yet.
@@ -86,6 +89,8 @@ type instanceQueue struct {
 	fresh     bool // its next item is read on fresh state
 	readInbox bool // its next item reads the inbox (messages were handed back)
 	conflicts int
+	// replies are the route requests (routing.go) to answer when its item ends.
+	replies []*nats.Msg
 }
 
 // itemToken is the backend's record of an item it handed out.
@@ -133,6 +138,7 @@ func (b *Backend) NextOrchestrationWorkItem(ctx context.Context) (*backend.Orche
 // network fault.
 func (w *workItems) deliver(ctx context.Context) {
 	go w.keepAlive(ctx, w.b.opts.inboxAckWait)
+	go w.serveRoutes(ctx)
 	var err error
 	if w.deliveries == nil { // a backend from Open
 		if w.deliveries, err = w.b.deliveryBucket(ctx); err != nil {
@@ -643,6 +649,15 @@ func (w *workItems) release(id string, rest []inboxMessage) {
 	w.mu.Lock()
 	q := w.queues[id]
 	q.out = false
+	if len(q.replies) > 0 {
+		replies := q.replies
+		q.replies = nil
+		defer func() {
+			for _, r := range replies {
+				respondRoute(r, "")
+			}
+		}()
+	}
 	q.msgs = slices.Concat(rest, q.msgs)
 	if len(q.msgs) == 0 {
 		if !q.readInbox && !q.fresh {
