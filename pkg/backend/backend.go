@@ -355,7 +355,14 @@ type StartEvent struct {
 // TerminateRequest is the body of terminate, suspend, resume and rewind messages.
 type TerminateRequest struct {
 	Reason string `json:"reason,omitempty"`
+	// Recursive, on a terminate, says whether the instance's running sub-orchestrations are
+	// terminated too (recursively); unset means true.
+	Recursive *bool `json:"recursive,omitempty"`
 }
+
+// IsRecursive reports whether a terminate reaches the instance's sub-orchestrations: unless
+// Recursive is set to false.
+func (r TerminateRequest) IsRecursive() bool { return r.Recursive == nil || *r.Recursive }
 
 // TaskResult is the body of a result message: an activity's or sub-orchestration's outcome.
 type TaskResult struct {

@@ -8,6 +8,7 @@ package history
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -33,6 +34,8 @@ const (
 	SubOrchestrationInstanceCompleted EventType = "SubOrchestrationInstanceCompleted"
 	SubOrchestrationInstanceFailed    EventType = "SubOrchestrationInstanceFailed"
 	EventRaised                       EventType = "EventRaised"
+	// EventSent records an event the orchestrator sent to another instance (SendEvent).
+	EventSent EventType = "EventSent"
 )
 
 // Event is one entry of a history. Which fields are set depends on Type; the constructors below
@@ -197,4 +200,16 @@ func NewSubOrchestrationFailed(now time.Time, id int, failure *Failure) Event {
 // NewEventRaised records an external event; eventID is the caller's deduplication ID, if any.
 func NewEventRaised(now time.Time, name string, data json.RawMessage, eventID string) Event {
 	return Event{Type: EventRaised, Timestamp: now, Name: name, Input: data, EventID: eventID}
+}
+
+// NewEventSent records that the orchestrator sent event name with data to instance instanceID, as
+// task id; eventID is the event's deterministic ID (see SentEventID).
+func NewEventSent(now time.Time, id int, instanceID, name string, data json.RawMessage, eventID string) Event {
+	return Event{Type: EventSent, Timestamp: now, TaskID: id, InstanceID: instanceID, Name: name, Input: data, EventID: eventID}
+}
+
+// SentEventID is the event ID of the event that task taskID of generation gen of instance
+// sender sends: the same on every replay of the send, so the receiver applies it once.
+func SentEventID(sender string, gen uint64, taskID int) string {
+	return sender + ":" + strconv.FormatUint(gen, 10) + ":send:" + strconv.Itoa(taskID)
 }

@@ -32,7 +32,8 @@ type Backend struct {
 	tasks       []*task // activity tasks not handed out, in order
 	deadLetters []backend.DeadLetter
 	timers      map[*time.Timer]struct{}
-	seq         uint64 // numbers messages and tasks
+	durable     map[timerKey]*time.Timer // the durable timers among timers, by task
+	seq         uint64                   // numbers messages and tasks
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -42,6 +43,13 @@ type instance struct {
 	state    backend.Instance
 	history  []history.Event // of the current generation
 	watchers map[chan *backend.Instance]struct{}
+}
+
+// timerKey names a durable timer: task taskID of generation gen of instance id.
+type timerKey struct {
+	id     string
+	gen    uint64
+	taskID int
 }
 
 // inbox holds an instance's messages that are not applied yet, in order.
@@ -90,6 +98,7 @@ func New(opts ...Option) *Backend {
 		instances:  map[string]*instance{},
 		inboxes:    map[string]*inbox{},
 		timers:     map[*time.Timer]struct{}{},
+		durable:    map[timerKey]*time.Timer{},
 	}
 	for _, opt := range opts {
 		opt(b)
