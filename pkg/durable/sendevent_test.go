@@ -92,8 +92,8 @@ func TestSendEventRejectsBadNames(t *testing.T) {
 func TestEndingCancelsTimers(t *testing.T) {
 	h := newHarness(t, func(ctx *OrchestrationContext) (any, error) {
 		_ = ctx.WaitForExternalEvent("a", WithTimeout(time.Hour)).Await(nil) // timer 1, given up
-		ctx.CreateTimer(time.Hour)                                          // timer 2, never awaited
-		fired := ctx.CreateTimer(time.Minute)                               // timer 3, fires
+		ctx.CreateTimer(time.Hour)                                           // timer 2, never awaited
+		fired := ctx.CreateTimer(time.Minute)                                // timer 3, fires
 		return nil, fired.Await(nil)
 	})
 	h.turn(started(`null`))
