@@ -178,9 +178,24 @@ func (c *Client) WaitFor(ctx context.Context, id string, done func(*Status) bool
 	return last, fmt.Errorf("waiting for %q: watch ended", id)
 }
 
-// Terminate ends an instance with status Terminated; its output is reason.
-func (c *Client) Terminate(ctx context.Context, id, reason string) error {
-	return c.control(ctx, id, backend.KindTerminate, reason)
+// TerminateOption configures Terminate.
+type TerminateOption func(*backend.TerminateRequest)
+
+// WithRecursiveTerminate says whether Terminate also terminates the instance's running
+// sub-orchestrations, and theirs (default true).
+func WithRecursiveTerminate(recursive bool) TerminateOption {
+	return func(r *backend.TerminateRequest) { r.Recursive = &recursive }
+}
+
+// Terminate ends an instance with status Terminated; its output is reason. Its running
+// sub-orchestrations are terminated too, recursively, unless WithRecursiveTerminate(false) is
+// given; its pending timers are cancelled. It returns ErrInstanceNotFound or ErrInstanceEnded.
+func (c *Client) Terminate(ctx context.Context, id, reason string, opts ...TerminateOption) error {
+	req := backend.TerminateRequest{Reason: reason}
+	for _, opt := range opts {
+		opt(&req)
+	}
+	return c.send(ctx, id, backend.KindTerminate, req)
 }
 
 // Suspend pauses an instance: events and results are kept until Resume.
@@ -194,20 +209,22 @@ func (c *Client) Resume(ctx context.Context, id, reason string) error {
 }
 
 func (c *Client) control(ctx context.Context, id string, kind backend.MessageKind, reason string) error {
+	return c.send(ctx, id, kind, backend.TerminateRequest{Reason: reason})
+}
+
+// send sends a terminate, suspend or resume request to an instance that has not ended.
+func (c *Client) send(ctx context.Context, id string, kind backend.MessageKind, req backend.TerminateRequest) error {
 	if _, err := c.alive(ctx, id); err != nil {
 		return err
 	}
-	data, _ := json.Marshal(backend.TerminateRequest{Reason: reason})
+	data, _ := json.Marshal(req)
 	return c.b.Send(ctx, backend.Message{InstanceID: id, Kind: kind, Data: data})
 }
 
-// Purge deletes an ended instance's state and history. It returns ErrInstanceNotFound or
-// ErrInstanceNotEnded.
-func (c *Client) Purge(ctx context.Context, id string) error {
-	err := c.b.PurgeInstance(ctx, id)
-	if errors.Is(err, backend.ErrConflict) {
-		return c.b.PurgeInstance(ctx, id)
-	}
+// Purge deletes an ended instance's state and history, and those of its sub-orchestrations,
+// recursively (see PurgeInstance). It returns ErrInstanceNotFound or ErrInstanceNotEnded.
+func (c *Client) Purge(ctx context.Context, id string, opts ...PurgeOption) error {
+	_, err := c.PurgeInstance(ctx, id, opts...)
 	return err
 }
 
@@ -229,7 +246,8 @@ func (c *Client) ListInstances(ctx context.Context, q Query) (Page, error) {
 }
 
 // PurgeInstances purges every ended instance matching q (q.Top and q.ContinuationToken are
-// ignored: it goes through all the pages) and returns how many it purged. Instances that have
+// ignored: it goes through all the pages) and returns how many it purged. It does not recurse:
+// a sub-orchestration is purged if it matches q itself. Instances that have
 // not ended are skipped, as are instances purged or restarted meanwhile. On an error it returns
 // the number purged so far with the error.
 func (c *Client) PurgeInstances(ctx context.Context, q Query) (int, error) {
@@ -244,7 +262,7 @@ func (c *Client) PurgeInstances(ctx context.Context, q Query) (int, error) {
 			if !s.Status.IsTerminal() {
 				continue
 			}
-			err := c.Purge(ctx, s.ID)
+			err := c.Purge(ctx, s.ID, WithRecursivePurge(false))
 			switch {
 			case err == nil:
 				n++
