@@ -85,6 +85,8 @@ type ClientBackend interface {
 	// MaxPayload returns the largest input, event data or result, in bytes, that the backend
 	// carries; larger ones are refused with [ErrPayloadTooLarge].
 	MaxPayload() int
+	// WorkerRegistry: the live workers and what they serve (workers.go).
+	WorkerRegistry
 }
 
 // WorkerBackend is what workers use: orchestration and activity work items.
@@ -121,6 +123,8 @@ type WorkerBackend interface {
 	CompleteActivityWorkItem(ctx context.Context, item *ActivityWorkItem, result TaskResult) error
 	// AbandonActivityWorkItem hands the task back: it is delivered again after delay.
 	AbandonActivityWorkItem(ctx context.Context, item *ActivityWorkItem, delay time.Duration) error
+	// WorkerRegistry: workers announce what they serve (workers.go).
+	WorkerRegistry
 }
 
 // OrchestrationWorkItem is one instance's new messages, as NextOrchestrationWorkItem returns

@@ -33,10 +33,18 @@ type Query = backend.Query
 // Client starts and manages instances. It is safe for concurrent use.
 type Client struct {
 	b backend.ClientBackend
+	// names, if set, refuses orchestrators no live worker serves (registry.go).
+	names *nameCache
 }
 
 // NewClient returns a client over b.
-func NewClient(b backend.ClientBackend) *Client { return &Client{b: b} }
+func NewClient(b backend.ClientBackend, opts ...ClientOption) *Client {
+	c := &Client{b: b}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c
+}
 
 // StartOption configures ScheduleNew.
 type StartOption func(*backend.StartRequest) error
@@ -74,10 +82,14 @@ func encodePayload(v any) (json.RawMessage, error) {
 
 // ScheduleNew starts orchestrator name as a new instance and returns its ID. It returns
 // ErrInstanceExists if an instance with the ID is pending, running or suspended; one that ended is
-// replaced.
+// replaced. A client made WithKnownOrchestratorsOnly returns ErrUnknownOrchestrator if no live
+// worker serves name.
 func (c *Client) ScheduleNew(ctx context.Context, name string, opts ...StartOption) (string, error) {
 	req, err := newStartRequest(name, opts)
 	if err != nil {
+		return "", err
+	}
+	if err := c.checkName(ctx, name); err != nil {
 		return "", err
 	}
 	if err := c.b.CreateInstance(ctx, req); err != nil {

@@ -56,6 +56,8 @@ func Run(t *testing.T, newBackend Factory) {
 		{"EngineTimers", testEngineTimers},
 		{"EngineTerminateSuspendResume", testEngineControl},
 		{"EngineSubOrchestration", testEngineSubOrchestration},
+		{"WorkerRegistry", testWorkerRegistry},
+		{"CancelledTimerNeverFires", testCancelledTimerNeverFires},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newBackend(t)) })

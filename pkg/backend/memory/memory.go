@@ -34,6 +34,7 @@ type Backend struct {
 	timers      map[*time.Timer]struct{}
 	durable     map[timerKey]*time.Timer // the durable timers among timers, by task
 	seq         uint64                   // numbers messages and tasks
+	registry    workerRegistry
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -99,6 +100,10 @@ func New(opts ...Option) *Backend {
 		inboxes:    map[string]*inbox{},
 		timers:     map[*time.Timer]struct{}{},
 		durable:    map[timerKey]*time.Timer{},
+		registry: workerRegistry{
+			workers:  map[string]backend.WorkerInfo{},
+			watchers: map[chan []backend.WorkerInfo]struct{}{},
+		},
 	}
 	for _, opt := range opts {
 		opt(b)
