@@ -146,7 +146,7 @@ func startDev(ctx context.Context, cfg Config, log zerolog.Logger, api ...apiCon
 	d.cancel = cancel
 	d.runWorker(runCtx)
 	for _, c := range api {
-		if err := d.serveDevAPI(runCtx, c, d.w.client); err != nil {
+		if err := d.serveDevAPI(runCtx, c, d.w.backend); err != nil {
 			return d, err
 		}
 	}

@@ -17,6 +17,9 @@ With --event, the start also delivers that event (Temporal's signal-with-start),
 the instance is pending, running or suspended, it is not started again and the event is raised
 on it instead; otherwise it starts and the event is the first thing it receives. --event-data
 is the event's JSON data (default null), --event-id deduplicates it.
+
+An orchestrator that no live worker serves is refused (exit code 7; see 'jetflow workers'),
+unless --allow-unknown-names: the instance then waits until a worker that serves it starts.
 `
 
 func runStart(ctx context.Context, env *Env, args []string) error {
@@ -31,6 +34,11 @@ func runStart(ctx context.Context, env *Env, args []string) error {
 	event := fs.String("event", "", "also deliver the event `NAME` (start if absent, else raise)")
 	eventData := fs.String("event-data", "", "the event's data as `JSON` (default null)")
 	eventID := fs.String("event-id", "", "deduplication `ID` of the event")
+	allowDefault, err := envBool(env.Getenv, setAllowUnknown)
+	if err != nil {
+		return configErr(setAllowUnknown, "%v", err)
+	}
+	allowUnknown := fs.Bool(setAllowUnknown.flag, allowDefault, usageFor(setAllowUnknown, "start even if no live worker serves the orchestrator"))
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -46,7 +54,7 @@ func runStart(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return withClient(ctx, env, cfg, clientTimeout, func(ctx context.Context, c *engine.Client) error {
+	start := func(ctx context.Context, c *engine.Client) error {
 		var got string
 		var err error
 		if ev != nil {
@@ -59,7 +67,8 @@ func runStart(ctx context.Context, env *Env, args []string) error {
 		}
 		fmt.Fprintln(env.Stdout, got)
 		return nil
-	})
+	}
+	return withClientOptions(ctx, env, cfg, clientTimeout, nameCheck(*allowUnknown), start)
 }
 
 // startOptions are the start options for the --id and --input flags.

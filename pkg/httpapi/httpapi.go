@@ -87,6 +87,10 @@
 //     and Dapr): true terminates or purges the
 //     instance's sub-orchestrations too, recursively (a purge terminates those still running).
 //     A purge answers the number of instances it deleted, the sub-orchestrations included.
+//   - Starting an orchestrator that no live worker serves is 400 "UnknownOrchestrator" (Durable
+//     Functions' answer for a function that does not exist) when the client was made with
+//     engine.WithKnownOrchestratorsOnly, as `jetflow api` and `jetflow dev` make it unless
+//     --allow-unknown-names.
 //   - Purge many purges ended instances only; pending, running and suspended ones that match are
 //     skipped (not counted).
 //   - Restart: timeout and pollingInterval are not supported (it always answers 202). Restarting
@@ -274,6 +278,8 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, "InstanceNotFailed", "only failed instances can be rewound: "+err.Error())
 	case errors.Is(err, engine.ErrInstanceExists):
 		writeError(w, http.StatusInternalServerError, "InstanceExists", err.Error())
+	case errors.Is(err, engine.ErrUnknownOrchestrator):
+		writeError(w, http.StatusBadRequest, "UnknownOrchestrator", "The function doesn't exist, is disabled, or is not an orchestrator function: "+err.Error())
 	default:
 		if a.opts.OnError != nil {
 			a.opts.OnError(r, err)
