@@ -27,9 +27,41 @@ type WorkerInfo = backend.WorkerInfo
 // ServedName is an orchestrator or activity name a worker serves, with its version.
 type ServedName = backend.ServedName
 
+// registerRetry is how long a worker waits before trying again to announce itself.
+const registerRetry = time.Second
+
 // register announces the worker in the registry until unregister is called, which removes the
-// entry and returns once it is gone.
-func (w *Worker) register(ctx context.Context) (unregister func(), err error) {
+// entry and returns once it is gone. A worker that cannot announce itself (the registry cannot
+// be reached) works all the same and keeps trying: clients that refuse unknown orchestrators
+// refuse its names meanwhile.
+func (w *Worker) register(ctx context.Context) (unregister func()) {
+	info := w.workerInfo()
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			done, err := w.b.RegisterWorker(rctx, info)
+			if err == nil {
+				<-done
+				return
+			}
+			if rctx.Err() != nil {
+				return
+			}
+			w.log.Warn().Err(err).Msg("announcing the worker in the worker registry; trying again")
+			select {
+			case <-rctx.Done():
+				return
+			case <-time.After(registerRetry):
+			}
+		}
+	}()
+	return func() { cancel(); <-stopped }
+}
+
+// workerInfo is the worker's entry in the registry: a new ID, and what it serves.
+func (w *Worker) workerInfo() backend.WorkerInfo {
 	host, _ := os.Hostname()
 	info := backend.WorkerInfo{
 		ID:      strings.ReplaceAll(uuid.NewString(), "-", ""),
@@ -43,13 +75,7 @@ func (w *Worker) register(ctx context.Context) (unregister func(), err error) {
 	if !w.opts.noActivities {
 		info.Activities = served(w.reg.ActivityNames())
 	}
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done, err := w.b.RegisterWorker(rctx, info)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("announcing the worker: %w", err)
-	}
-	return func() { cancel(); <-done }, nil
+	return info
 }
 
 // served lists names, without versions (orchestrators have none yet).

@@ -72,11 +72,7 @@ func (w *Worker) Stats() Stats {
 // Run processes work items until ctx ends. It returns nil then, or the error that stopped the
 // backend's delivery.
 func (w *Worker) Run(parent context.Context) error {
-	unregister, err := w.register(parent) // registry.go
-	if err != nil {
-		return err
-	}
-	defer unregister()
+	defer w.register(parent)() // registry.go
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	var wg sync.WaitGroup
