@@ -323,12 +323,7 @@ func (b *Backend) publishTurn(ctx context.Context, turn *turnRecord) error {
 		return err
 	}
 	msgs := make([]*nats.Msg, 0, len(turn.Actions)+len(turn.Messages))
-	var cancels []int
 	for _, a := range turn.Actions {
-		if a.Kind == history.ActionCancelTimer {
-			cancels = append(cancels, a.TaskID)
-			continue
-		}
 		msg, err := b.actionMsg(idTok, turn, a)
 		if err != nil {
 			return err
@@ -348,28 +343,8 @@ func (b *Backend) publishTurn(ctx context.Context, turn *turnRecord) error {
 	if err := b.publishAll(ctx, msgs); err != nil {
 		return fmt.Errorf("publishing tasks of %q: %w", turn.InstanceID, err)
 	}
-	if err := b.cancelTimers(ctx, idTok, turn.Generation, cancels); err != nil {
-		return fmt.Errorf("cancelling timers of %q: %w", turn.InstanceID, err)
-	}
 	if turn.Reset && turn.PrevFirstSeq != 0 {
 		b.dropBefore(ctx, idTok, turn.State.Revision)
-	}
-	return nil
-}
-
-// cancelTimers removes the schedules of timers taskIDs of generation gen of instance idTok, so
-// that they never fire (after the schedules the turn published: a timer created and cancelled
-// in one turn is removed too). Removing a schedule that fired or was removed already does
-// nothing, so a turn published again cancels again harmlessly.
-func (b *Backend) cancelTimers(ctx context.Context, idTok string, gen uint64, taskIDs []int) error {
-	for _, id := range taskIDs {
-		subject := b.names.ScheduleSubject(idTok, gen, id)
-		err := retry(ctx, func(ctx context.Context) error {
-			return b.inst.Purge(ctx, jetstream.WithPurgeSubject(subject))
-		})
-		if err != nil {
-			return fmt.Errorf("removing the schedule %s: %w", subject, err)
-		}
 	}
 	return nil
 }
