@@ -19,7 +19,8 @@ on it instead; otherwise it starts and the event is the first thing it receives.
 is the event's JSON data (default null), --event-id deduplicates it.
 
 An orchestrator that no live worker serves is refused (exit code 7; see 'jetflow workers'),
-unless --allow-unknown-names: the instance then waits until a worker that serves it starts.
+unless --allow-unknown-names (the start is then accepted, and a worker that does not serve the
+orchestrator fails the instance: NotRegistered).
 `
 
 func runStart(ctx context.Context, env *Env, args []string) error {

@@ -94,8 +94,9 @@ type ClientOption func(*Client)
 // ErrUnknownOrchestrator, an orchestrator that no live worker serves. The client watches the
 // worker registry (so a start costs no read of it) and reads it afresh before refusing a name
 // (so a worker that has just started is not missed). Close stops the watch. Off by default:
-// without it, a start of an unknown orchestrator is accepted and the instance waits for a worker
-// that serves it (deploy the API before the workers, for example).
+// without it, a start of an unknown orchestrator is accepted (the library's users start names
+// before their workers run, in tests and when deploying the API first); the first worker to take
+// it fails the instance if it does not serve the orchestrator (NotRegistered).
 func WithKnownOrchestratorsOnly() ClientOption {
 	return func(c *Client) { c.names = &nameCache{b: c.b} }
 }

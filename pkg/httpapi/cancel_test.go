@@ -120,7 +120,7 @@ func TestRecursiveTerminateAndPurgeOverHTTP(t *testing.T) {
 }
 
 // Starting an orchestrator no live worker serves is 400 from an API that refuses unknown names,
-// and accepted (202, the instance waits) by one that allows them.
+// and accepted (202) by one that allows them.
 func TestUnknownOrchestratorIs400(t *testing.T) {
 	e := newTreeEnv(t)
 	r := do(t, http.MethodPost, api(e.strict, "orchestrators/Nope"), "")
@@ -132,7 +132,7 @@ func TestUnknownOrchestratorIs400(t *testing.T) {
 		http.StatusBadRequest, "start-with-event of an unknown orchestrator")
 	expectCode(t, do(t, http.MethodPost, api(e.strict, "orchestrators/Parent/known"), ""), http.StatusAccepted, "start of a served orchestrator")
 	expectCode(t, do(t, http.MethodPost, api(e.lenient, "orchestrators/Nope/lenient"), ""), http.StatusAccepted, "start of an unknown orchestrator, allowed")
-	if s, err := e.client.GetStatus(context.Background(), "lenient"); err != nil || s.Status != history.StatusPending {
-		t.Fatalf("the allowed start: %+v %v, want Pending", s, err)
+	if _, err := e.client.GetStatus(context.Background(), "lenient"); err != nil {
+		t.Fatalf("the allowed start: %v, want the instance created", err)
 	}
 }
