@@ -26,7 +26,9 @@ Serves the Durable Functions HTTP API (start, status, raise event, terminate, su
 purge) under http://<listen>/runtime/webhooks/durabletask/ against the jetflow streams on the
 NATS server. Workers run separately (jetflow worker). Requests must carry one of the keys as
 ?code=KEY or in the x-functions-key header; with no key configured the API is open to anyone
-who can reach it, and a warning says so. Stops cleanly on SIGINT or SIGTERM.
+who can reach it, and a warning says so. Starting an orchestrator that no live worker serves is
+refused with 400 (see 'jetflow workers'), unless --allow-unknown-names (for deploying the API
+before the workers). Stops cleanly on SIGINT or SIGTERM.
 `
 
 // The API's settings; `dev` uses them with an "api-" prefix on the flags.
@@ -35,6 +37,8 @@ var (
 	setAPIKeys     = setting{flag: "keys", env: "JETFLOW_API_KEYS"}
 	setAPIKeysFile = setting{flag: "keys-file", env: "JETFLOW_API_KEYS_FILE"}
 	setAPIMaxBody  = setting{flag: "max-body", env: "JETFLOW_API_MAX_BODY"}
+	// setAllowUnknown is also the flag of `start` (no prefix there).
+	setAllowUnknown = setting{flag: "allow-unknown-names", env: "JETFLOW_ALLOW_UNKNOWN_NAMES"}
 )
 
 // defaultAPIListen is where `api` and `dev` serve the HTTP API unless told otherwise (the port of
@@ -47,7 +51,10 @@ type apiConfig struct {
 	Keys     string // comma-separated
 	KeysFile string // one key per line; blank lines and lines starting with # are ignored
 	MaxBody  int64
-	prefix   string // flag prefix: "" for api, "api-" for dev
+	// AllowUnknownNames accepts starts of orchestrators that no live worker serves (for
+	// deploying the API before the workers); by default they are refused with 400.
+	AllowUnknownNames bool
+	prefix            string // flag prefix: "" for api, "api-" for dev
 }
 
 // loadAPIConfig returns the defaults overridden by the environment.
@@ -65,7 +72,34 @@ func loadAPIConfig(getenv func(string) string, prefix string) (apiConfig, error)
 		}
 		c.MaxBody = n
 	}
+	allow, err := envBool(getenv, setAllowUnknown)
+	if err != nil {
+		return c, c.err(setAllowUnknown, "%v", err)
+	}
+	c.AllowUnknownNames = allow
 	return c, nil
+}
+
+// envBool reads a boolean setting from the environment (false when unset).
+func envBool(getenv func(string) string, s setting) (bool, error) {
+	v := strings.TrimSpace(getenv(s.env))
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("must be true or false, got %q", v)
+	}
+	return b, nil
+}
+
+// nameCheck is the client option that refuses orchestrators no live worker serves, unless
+// allowUnknown.
+func nameCheck(allowUnknown bool) []engine.ClientOption {
+	if allowUnknown {
+		return nil
+	}
+	return []engine.ClientOption{engine.WithKnownOrchestratorsOnly()}
 }
 
 func (c *apiConfig) err(s setting, format string, args ...any) *ConfigError {
@@ -82,6 +116,8 @@ func (c *apiConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Keys, c.prefix+setAPIKeys.flag, c.Keys, usageFor(setAPIKeys, "API `keys`, comma-separated (default: none, the API is open)"))
 	fs.StringVar(&c.KeysFile, c.prefix+setAPIKeysFile.flag, c.KeysFile, usageFor(setAPIKeysFile, "`file` of API keys, one a line"))
 	fs.Int64Var(&c.MaxBody, c.prefix+setAPIMaxBody.flag, c.MaxBody, usageFor(setAPIMaxBody, "largest request body in `bytes` (start input, event data)"))
+	fs.BoolVar(&c.AllowUnknownNames, c.prefix+setAllowUnknown.flag, c.AllowUnknownNames,
+		usageFor(setAllowUnknown, "accept starts of orchestrators no live worker serves (default: 400)"))
 }
 
 // enabled reports whether the API is to be served.
@@ -217,18 +253,21 @@ func (a *apiServer) Stop() error {
 
 // serveDevAPI starts the API for `dev` in d.wg, reporting a failure to d.failed and stopping when
 // ctx ends.
-func (d *devServer) serveDevAPI(ctx context.Context, c apiConfig, client httpapi.Client) error {
+func (d *devServer) serveDevAPI(ctx context.Context, c apiConfig, b *natsjs.Backend) error {
 	if !c.enabled() {
 		return nil
 	}
+	client := engine.NewClient(b, nameCheck(c.AllowUnknownNames)...)
 	a, err := startAPI(c, client, d.log.With().Str("component", "httpapi").Logger())
 	if err != nil {
+		client.Close()
 		return err
 	}
 	d.api = a
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		defer client.Close()
 		var err error
 		select {
 		case <-ctx.Done():
@@ -306,7 +345,9 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer health.Stop()
-	a, err := startAPI(ac, engine.NewClient(b), log.With().Str("component", "httpapi").Logger())
+	client := engine.NewClient(b, nameCheck(ac.AllowUnknownNames)...)
+	defer client.Close()
+	a, err := startAPI(ac, client, log.With().Str("component", "httpapi").Logger())
 	if err != nil {
 		return err
 	}

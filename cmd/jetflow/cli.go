@@ -22,6 +22,7 @@ const (
 	exitEnded     = 4 // wait: the instance failed, was terminated or canceled
 	exitTimedOut  = 5 // wait: --timeout passed first
 	exitExists    = 6 // start: an instance with the ID is pending, running or suspended
+	exitUnknown   = 7 // start: no live worker serves the orchestrator
 	exitInterrupt = 130
 )
 
@@ -77,6 +78,8 @@ func exitCode(err error) int {
 		return exitNotFound
 	case errors.Is(err, engine.ErrInstanceExists):
 		return exitExists
+	case errors.Is(err, engine.ErrUnknownOrchestrator):
+		return exitUnknown
 	case errors.Is(err, engine.ErrInvalidName), errors.Is(err, engine.ErrBadPayload), errors.Is(err, engine.ErrPayloadTooLarge):
 		return exitUsage
 	case errors.Is(err, context.Canceled):

@@ -18,6 +18,12 @@ func (c *Config) clientFlags(fs *flag.FlagSet) {
 // withClient validates cfg, connects, and runs fn with a client; timeout bounds the whole call
 // unless it is 0.
 func withClient(ctx context.Context, env *Env, cfg Config, timeout time.Duration, fn func(context.Context, *engine.Client) error) error {
+	return withClientOptions(ctx, env, cfg, timeout, nil, fn)
+}
+
+// withClientOptions is withClient with a client made with opts.
+func withClientOptions(ctx context.Context, env *Env, cfg Config, timeout time.Duration, opts []engine.ClientOption,
+	fn func(context.Context, *engine.Client) error) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -27,7 +33,7 @@ func withClient(ctx context.Context, env *Env, cfg Config, timeout time.Duration
 		defer cancel()
 	}
 	log := newLogger(env.Stderr, cfg.logLevel())
-	cc, err := openClient(ctx, cfg, log)
+	cc, err := openClient(ctx, cfg, log, opts...)
 	if err != nil {
 		return err
 	}

@@ -84,11 +84,14 @@ type clientConn struct {
 	client  *engine.Client
 }
 
-func (cc *clientConn) Close() { cc.nc.Close() }
+func (cc *clientConn) Close() {
+	cc.client.Close()
+	cc.nc.Close()
+}
 
 // openClient connects and returns a client for the commands that manage instances. It binds to
 // jetflow's existing streams (natsjs.Open), so it never changes their configuration.
-func openClient(ctx context.Context, c Config, log zerolog.Logger) (*clientConn, error) {
+func openClient(ctx context.Context, c Config, log zerolog.Logger, opts ...engine.ClientOption) (*clientConn, error) {
 	host, _ := os.Hostname()
 	nc, err := connect(c, "jetflow cli "+host, log)
 	if err != nil {
@@ -104,7 +107,7 @@ func openClient(ctx context.Context, c Config, log zerolog.Logger) (*clientConn,
 		nc.Close()
 		return nil, err
 	}
-	return &clientConn{nc: nc, backend: b, client: engine.NewClient(b)}, nil
+	return &clientConn{nc: nc, backend: b, client: engine.NewClient(b, opts...)}, nil
 }
 
 // connectService connects a long-running service (worker, api, raiser) that reconnects for ever,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jetflow-dev/jetflow/activities"
 	"github.com/jetflow-dev/jetflow/internal/natsserver"
+	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/metrics"
 	"github.com/jetflow-dev/jetflow/pkg/raiser"
 )
@@ -145,8 +146,11 @@ func startDev(ctx context.Context, cfg Config, log zerolog.Logger, api ...apiCon
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	d.runWorker(runCtx)
+	if err := waitForWorker(ctx, d.w.client); err != nil {
+		return d, err
+	}
 	for _, c := range api {
-		if err := d.serveDevAPI(runCtx, c, d.w.client); err != nil {
+		if err := d.serveDevAPI(runCtx, c, d.w.backend); err != nil {
 			return d, err
 		}
 	}
@@ -233,6 +237,22 @@ func (d *devServer) runWorker(ctx context.Context) {
 		}
 	}()
 	d.log.Info().Msg("worker running the example orchestrations and activities")
+}
+
+// waitForWorker waits until the worker registry lists a worker, so that the API, which refuses
+// orchestrators no live worker serves, does not refuse the examples while the worker starts.
+func waitForWorker(ctx context.Context, c *engine.Client) error {
+	for {
+		workers, err := c.Workers(ctx)
+		if err == nil && len(workers) > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the worker to announce itself: %w (last error: %v)", ctx.Err(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // runRaiser runs the queue raiser r until ctx ends; an error stopping it goes to d.failed, unless

@@ -190,8 +190,9 @@ func testDevStartWithEventHistoryRewind(t *testing.T, c devCLI) {
 	c.run(t, exitUsage, "start", "BudgetApproval", "--event-data", "true")
 	c.run(t, exitUsage, "start", "BudgetApproval", "--event", "Approval", "--event-data", "yes")
 
-	// An orchestrator no worker has fails; rewinding it is accepted (and it fails again).
-	c.run(t, 0, "start", "NoSuchOrchestrator", "--id", "rewind-cli")
+	// An orchestrator no worker has fails (when its start is let through); rewinding it is
+	// accepted (and it fails again).
+	c.run(t, 0, "start", "NoSuchOrchestrator", "--id", "rewind-cli", "--allow-unknown-names")
 	c.run(t, exitEnded, "wait", "rewind-cli", "--timeout", "20s")
 	before, err := c.client.GetStatus(c.ctx, "rewind-cli")
 	if err != nil {

@@ -43,6 +43,7 @@ var commands = []command{
 	{"rewind", "rerun the failed tasks of a failed instance and carry on", runRewind},
 	{"subject", "print the NATS subject that raises an event on an instance", runSubject},
 	{"cluster", "show the workers, partition owners, consumer lag and dead letters", runCluster},
+	{"workers", "list the live workers and the orchestrators and activities each serves", runWorkers},
 	{"dlq", "list, show, replay or delete dead letters", runDLQ},
 	{"bench", "run the benchmark workloads and print one JSON line per result", runBench},
 	{"conf-check", "check NATS server configuration files", runConfCheck},
@@ -94,7 +95,8 @@ func usage(env *Env) {
 		fmt.Fprintf(&b, "  %-11s %s\n", c.name, c.summary)
 	}
 	b.WriteString("\nRun 'jetflow <command> -h' for a command's flags. Exit codes: 0 ok, 1 error, 2 usage,\n" +
-		"3 instance not found, 4 instance failed or terminated (wait), 5 timed out (wait).\n")
+		"3 instance not found, 4 instance failed or terminated (wait), 5 timed out (wait),\n" +
+		"6 instance exists (start), 7 no live worker serves the orchestrator (start).\n")
 	fmt.Fprint(env.Stderr, b.String())
 }
 

@@ -24,6 +24,9 @@ With --at (an RFC 3339 time, e.g. 2026-01-02T15:04:05Z), the instance is Pending
 scheduled start time in its status, until then; a time that has passed starts it now. Events
 raised to it before it starts are discarded. --version starts it on that version of the
 orchestrator (default: the newest the worker that takes the start has).
+An orchestrator that no live worker serves is refused (exit code 7; see 'jetflow workers'),
+unless --allow-unknown-names (the start is then accepted, and a worker that does not serve the
+orchestrator fails the instance: NotRegistered).
 `
 
 func runStart(ctx context.Context, env *Env, args []string) error {
@@ -40,6 +43,11 @@ func runStart(ctx context.Context, env *Env, args []string) error {
 	eventID := fs.String("event-id", "", "deduplication `ID` of the event")
 	at := fs.String("at", "", "start at this RFC 3339 `time` (default: now)")
 	version := fs.String("version", "", "orchestrator `version` to start (default: the newest)")
+	allowDefault, err := envBool(env.Getenv, setAllowUnknown)
+	if err != nil {
+		return configErr(setAllowUnknown, "%v", err)
+	}
+	allowUnknown := fs.Bool(setAllowUnknown.flag, allowDefault, usageFor(setAllowUnknown, "start even if no live worker serves the orchestrator"))
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -60,7 +68,7 @@ func runStart(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return withClient(ctx, env, cfg, clientTimeout, func(ctx context.Context, c *engine.Client) error {
+	start := func(ctx context.Context, c *engine.Client) error {
 		var got string
 		var err error
 		if ev != nil {
@@ -73,7 +81,8 @@ func runStart(ctx context.Context, env *Env, args []string) error {
 		}
 		fmt.Fprintln(env.Stdout, got)
 		return nil
-	})
+	}
+	return withClientOptions(ctx, env, cfg, clientTimeout, nameCheck(*allowUnknown), start)
 }
 
 // startOptions are the start options for the --id and --input flags.

@@ -219,6 +219,8 @@ func describeEvent(ev history.Event, now time.Time) string {
 		parts = []string{taskPart(ev)}
 	case history.SubOrchestrationInstanceCreated:
 		parts = []string{taskPart(ev), ev.Name, "instance " + ev.InstanceID, jsonPart("input", ev.Input)}
+	case history.EventSent:
+		parts = []string{taskPart(ev), ev.Name, "to " + ev.InstanceID, jsonPart("data", ev.Input), "event ID " + ev.EventID}
 	case history.EventRaised:
 		parts = []string{ev.Name, jsonPart("data", ev.Input)}
 		if ev.EventID != "" {

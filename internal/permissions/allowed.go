@@ -59,6 +59,7 @@ func allowedChecks() []Check {
 		{"publisher", true, "raise an event with a JetStream publish to jetflow.inst.<id>.event.<name> (acknowledged)", publishEvent},
 		{"worker", true, "run the instance's turns and its activity to completion (the publisher's event reached its inbox)", completed},
 		{"api", true, "list instances and read a history", listAndHistory},
+		{"api", true, "list the live workers (jetflow-workers) and refuse an orchestrator none serves", workersAndUnknown},
 		{"api", true, "restart an ended instance with the same ID (the worker drops the old generation's records)", restart},
 		{"api", true, "suspend and resume an instance", suspendResume},
 		{"api", true, "terminate an instance", terminate},
@@ -158,6 +159,32 @@ func listAndHistory(ctx context.Context, r *Run) error {
 	}
 	if len(events) == 0 {
 		return errors.New("the history is empty")
+	}
+	return nil
+}
+
+// workersAndUnknown reads the worker registry as api (the worker serves the check's
+// orchestrator) and, with a client that watches it, is refused an orchestrator no worker serves.
+func workersAndUnknown(ctx context.Context, r *Run) error {
+	c, err := r.conn("api")
+	if err != nil {
+		return err
+	}
+	b, err := natsjs.Open(ctx, c.js)
+	if err != nil {
+		return err
+	}
+	strict := engine.NewClient(b, engine.WithKnownOrchestratorsOnly())
+	defer strict.Close()
+	workers, err := strict.Workers(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(workers, func(w engine.WorkerInfo) bool { return w.Serves(flowName) }) {
+		return fmt.Errorf("no worker serving %s is listed (%d workers)", flowName, len(workers))
+	}
+	if _, err := strict.ScheduleNew(ctx, "PermNoSuchFlow"); !errors.Is(err, engine.ErrUnknownOrchestrator) {
+		return fmt.Errorf("starting an unknown orchestrator: %v, want ErrUnknownOrchestrator", err)
 	}
 	return nil
 }

@@ -44,6 +44,7 @@ func forbiddenChecks() []Check {
 		forbid("api", "publish activity results ("+resultSubject+")", pub(resultSubject)),
 		forbid("api", "schedule timers (jetflow.sched.>)", pub("jetflow.sched."+eventID+".1.1")),
 		forbid("api", "write the lease bucket ($KV.jetflow-leases.>)", pub("$KV.jetflow-leases.partitions.0")),
+		forbid("api", "write the worker registry ($KV.jetflow-workers.>)", pub("$KV.jetflow-workers.fake")),
 		forbid("api", "delete a stream", req("$JS.API.STREAM.DELETE.JETFLOW_INST", "")),
 		forbid("raiser", "publish activity tasks ("+activitySubject+")", pub(activitySubject)),
 		forbid("raiser", "consume activity tasks (fetch from consumer activity-"+activityName+")", req(fetchActivity, fetch)),

@@ -85,6 +85,8 @@ type ClientBackend interface {
 	// MaxPayload returns the largest input, event data or result, in bytes, that the backend
 	// carries; larger ones are refused with [ErrPayloadTooLarge].
 	MaxPayload() int
+	// WorkerRegistry: the live workers and what they serve (workers.go).
+	WorkerRegistry
 }
 
 // WorkerBackend is what workers use: orchestration and activity work items.
@@ -132,6 +134,8 @@ type WorkerBackend interface {
 	// channels close. It is best effort: a worker that takes such a task later runs it, and
 	// its result is discarded by the instance.
 	CancelActivities(ctx context.Context, c ActivityCancel) error
+	// WorkerRegistry: workers announce what they serve (workers.go).
+	WorkerRegistry
 }
 
 // OrchestrationWorkItem is one instance's new messages, as NextOrchestrationWorkItem returns
@@ -375,7 +379,14 @@ type StartEvent struct {
 // TerminateRequest is the body of terminate, suspend, resume and rewind messages.
 type TerminateRequest struct {
 	Reason string `json:"reason,omitempty"`
+	// Recursive, on a terminate, says whether the instance's running sub-orchestrations are
+	// terminated too (recursively); unset means true.
+	Recursive *bool `json:"recursive,omitempty"`
 }
+
+// IsRecursive reports whether a terminate reaches the instance's sub-orchestrations: unless
+// Recursive is set to false.
+func (r TerminateRequest) IsRecursive() bool { return r.Recursive == nil || *r.Recursive }
 
 // TaskResult is the body of a result message: an activity's or sub-orchestration's outcome.
 type TaskResult struct {

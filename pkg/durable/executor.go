@@ -2,6 +2,7 @@ package durable
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -24,6 +25,8 @@ const (
 	ActionActivity         = history.ActionActivity
 	ActionTimer            = history.ActionTimer
 	ActionSubOrchestration = history.ActionSubOrchestration
+	ActionSendEvent        = history.ActionSendEvent
+	ActionCancelTimer      = history.ActionCancelTimer
 )
 
 // Waiting lists what an instance waits for; see history.Waiting.
@@ -201,6 +204,7 @@ func (e *Executor) record(ev history.Event) {
 
 func (e *Executor) endTurn(now time.Time) *TurnResult {
 	res := &TurnResult{}
+	endsNow := e.Done() && !e.recordedEnd
 	var end *history.Event // the event that records this generation's end, if it ends now
 	switch {
 	case e.err != nil:
@@ -243,6 +247,9 @@ func (e *Executor) endTurn(now time.Time) *TurnResult {
 		}
 		res.Actions = append(res.Actions, e.reissueActions(now)...)
 		e.newEvents = append(e.newEvents, e.patchMarkers(now)...)
+		if endsNow && e.continueAsNew == nil {
+			res.Actions = append(res.Actions, e.cancelTimers()...)
+		}
 	}
 	e.unconfirmed, e.reissued, e.newPatches = nil, nil, nil
 	if end != nil && !e.recordedEnd {
@@ -258,6 +265,43 @@ func (e *Executor) endTurn(now time.Time) *TurnResult {
 	res.CustomStatus = e.customStatus
 	res.Waiting = e.waiting()
 	return res
+}
+
+// cancelTimers are the actions that cancel the timers of a generation that ends: those that have
+// not fired (pending, or given up by a wait whose event came first), so none is left scheduled.
+// (A generation that continues as new leaves its timers to fire; they are stale then, and
+// ignored.)
+func (e *Executor) cancelTimers() []Action {
+	ids := make([]int, 0, len(e.tasks))
+	for id, t := range e.tasks {
+		if t.kind == kindTimer && (!t.done || errors.Is(t.err, errCanceled)) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Ints(ids)
+	out := make([]Action, len(ids))
+	for i, id := range ids {
+		out[i] = Action{Kind: ActionCancelTimer, TaskID: id}
+	}
+	return out
+}
+
+// RunningSubOrchestrations returns the instance IDs of the sub-orchestrations the generation
+// started and has no result of, in the order it started them (a recursive terminate
+// terminates them).
+func (e *Executor) RunningSubOrchestrations() []string {
+	ids := make([]int, 0, len(e.tasks))
+	for id, t := range e.tasks {
+		if t.kind == kindSubOrchestration && !t.done {
+			ids = append(ids, id)
+		}
+	}
+	sort.Ints(ids)
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = e.tasks[id].childID
+	}
+	return out
 }
 
 // carry keeps the raised events among evs for the next generation.
@@ -300,7 +344,7 @@ func (e *Executor) apply(ev history.Event) bool {
 		}
 		e.start(ev)
 		return true
-	case history.TaskScheduled, history.TimerCreated, history.SubOrchestrationInstanceCreated:
+	case history.TaskScheduled, history.TimerCreated, history.SubOrchestrationInstanceCreated, history.EventSent:
 		e.confirm(ev)
 		return true
 	case history.TaskCompleted, history.TaskFailed, history.TimerFired,
@@ -395,6 +439,8 @@ func kindFor(t history.EventType) taskKind {
 		return kindActivity
 	case history.TimerFired, history.TimerCreated:
 		return kindTimer
+	case history.EventSent:
+		return kindSend
 	}
 	return kindSubOrchestration
 }
@@ -492,7 +538,7 @@ func (e *Executor) confirm(ev history.Event) {
 		if t.id != ev.TaskID {
 			continue
 		}
-		if t.kind != kindFor(ev.Type) || (t.kind != kindTimer && t.name != ev.Name) {
+		if t.kind != kindFor(ev.Type) || (t.kind != kindTimer && t.name != ev.Name) || (t.kind == kindSend && t.childID != ev.InstanceID) {
 			e.err = nonDeterminism("task %d: the history has %s %q, but orchestrator %q now schedules %s %q",
 				ev.TaskID, kindFor(ev.Type), ev.Name, e.name, t.kind, t.name)
 			return
@@ -539,6 +585,9 @@ func (t *Task) action() Action {
 		a.Kind, a.FireAt = ActionTimer, t.fireAt
 	case kindSubOrchestration:
 		a.Kind, a.InstanceID = ActionSubOrchestration, t.childID
+	case kindSend:
+		a.Kind, a.InstanceID = ActionSendEvent, t.childID
+		a.EventID = history.SentEventID(t.e.instanceID, t.e.gen, t.id)
 	default:
 		a.Kind, a.Timeouts, a.HeartbeatDetails = ActionActivity, t.timeouts, t.details
 	}
@@ -551,6 +600,8 @@ func (t *Task) scheduledEvent(now time.Time) history.Event {
 		return history.NewTimerCreated(now, t.id, t.fireAt)
 	case kindSubOrchestration:
 		return history.NewSubOrchestrationCreated(now, t.id, t.name, t.childID, t.input)
+	case kindSend:
+		return history.NewEventSent(now, t.id, t.childID, t.name, t.input, history.SentEventID(t.e.instanceID, t.e.gen, t.id))
 	}
 	return history.NewTaskScheduled(now, t.id, t.name, t.input)
 }

@@ -292,6 +292,36 @@ func (c *OrchestrationContext) WaitForExternalEvent(name string, opts ...WaitOpt
 	return t
 }
 
+// SendEvent raises event name, with payload encoded as JSON, on instance instanceID. The send is
+// recorded in this instance's history (an EventSent event) and the event carries a deterministic
+// event ID (history.SentEventID: this instance, its generation and the send's sequence), so a
+// send that is replayed or published again is applied once. It does not wait: as in Durable
+// Functions, an event for an instance that does not exist is discarded (and logged by the
+// worker) and one for an instance that has ended is dropped; the sender is not told. It
+// returns an error, and sends nothing, for an invalid instance ID or event name or a payload that
+// does not encode.
+func (c *OrchestrationContext) SendEvent(instanceID, name string, payload any) error {
+	if err := history.CheckName("instance ID", instanceID); err != nil {
+		return err
+	}
+	if err := history.CheckName("event name", name); err != nil {
+		return err
+	}
+	raw, err := marshalInput(payload)
+	if err != nil {
+		return fmt.Errorf("encoding event %q for %q: %w", name, instanceID, err)
+	}
+	if raw == nil {
+		raw = json.RawMessage("null")
+	}
+	e := c.e
+	e.nextTaskID++
+	t := &Task{e: e, kind: kindSend, id: e.nextTaskID, name: name, input: raw, childID: instanceID}
+	t.complete(nil, nil)
+	e.unconfirmed = append(e.unconfirmed, t)
+	return nil
+}
+
 // SubOrchestratorOption configures CallSubOrchestrator.
 type SubOrchestratorOption func(*subOptions)
 
@@ -427,6 +457,7 @@ const (
 	kindAny
 	kindAll
 	kindRetry
+	kindSend // SendEvent: done when scheduled, recorded as EventSent
 )
 
 func (k taskKind) String() string {
@@ -443,6 +474,8 @@ func (k taskKind) String() string {
 		return "WhenAny"
 	case kindAll:
 		return "WhenAll"
+	case kindSend:
+		return "sent event"
 	}
 	return "task"
 }

@@ -211,3 +211,13 @@ func (r *Registry) ActivityNames() []string {
 	sort.Strings(names)
 	return names
 }
+
+// OrchestratorNames returns the registered orchestrator names, sorted.
+func (r *Registry) OrchestratorNames() []string {
+	names := make([]string, 0, len(r.orchestrators))
+	for name := range r.orchestrators {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}

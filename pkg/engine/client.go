@@ -37,10 +37,18 @@ type Query = backend.Query
 // Client starts and manages instances. It is safe for concurrent use.
 type Client struct {
 	b backend.ClientBackend
+	// names, if set, refuses orchestrators no live worker serves (registry.go).
+	names *nameCache
 }
 
 // NewClient returns a client over b.
-func NewClient(b backend.ClientBackend) *Client { return &Client{b: b} }
+func NewClient(b backend.ClientBackend, opts ...ClientOption) *Client {
+	c := &Client{b: b}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c
+}
 
 // StartOption configures ScheduleNew.
 type StartOption func(*backend.StartRequest) error
@@ -78,10 +86,14 @@ func encodePayload(v any) (json.RawMessage, error) {
 
 // ScheduleNew starts orchestrator name as a new instance and returns its ID. It returns
 // ErrInstanceExists if an instance with the ID is pending, running or suspended; one that ended is
-// replaced.
+// replaced. A client made WithKnownOrchestratorsOnly returns ErrUnknownOrchestrator if no live
+// worker serves name.
 func (c *Client) ScheduleNew(ctx context.Context, name string, opts ...StartOption) (string, error) {
 	req, err := newStartRequest(name, opts)
 	if err != nil {
+		return "", err
+	}
+	if err := c.checkName(ctx, name); err != nil {
 		return "", err
 	}
 	if err := c.b.CreateInstance(ctx, req); err != nil {
@@ -182,9 +194,24 @@ func (c *Client) WaitFor(ctx context.Context, id string, done func(*Status) bool
 	return last, fmt.Errorf("waiting for %q: watch ended", id)
 }
 
-// Terminate ends an instance with status Terminated; its output is reason.
-func (c *Client) Terminate(ctx context.Context, id, reason string) error {
-	return c.control(ctx, id, backend.KindTerminate, reason)
+// TerminateOption configures Terminate.
+type TerminateOption func(*backend.TerminateRequest)
+
+// WithRecursiveTerminate says whether Terminate also terminates the instance's running
+// sub-orchestrations, and theirs (default true).
+func WithRecursiveTerminate(recursive bool) TerminateOption {
+	return func(r *backend.TerminateRequest) { r.Recursive = &recursive }
+}
+
+// Terminate ends an instance with status Terminated; its output is reason. Its running
+// sub-orchestrations are terminated too, recursively, unless WithRecursiveTerminate(false) is
+// given; its pending timers are cancelled. It returns ErrInstanceNotFound or ErrInstanceEnded.
+func (c *Client) Terminate(ctx context.Context, id, reason string, opts ...TerminateOption) error {
+	req := backend.TerminateRequest{Reason: reason}
+	for _, opt := range opts {
+		opt(&req)
+	}
+	return c.send(ctx, id, backend.KindTerminate, req)
 }
 
 // Suspend pauses an instance: events and results are kept until Resume.
@@ -198,20 +225,22 @@ func (c *Client) Resume(ctx context.Context, id, reason string) error {
 }
 
 func (c *Client) control(ctx context.Context, id string, kind backend.MessageKind, reason string) error {
+	return c.send(ctx, id, kind, backend.TerminateRequest{Reason: reason})
+}
+
+// send sends a terminate, suspend or resume request to an instance that has not ended.
+func (c *Client) send(ctx context.Context, id string, kind backend.MessageKind, req backend.TerminateRequest) error {
 	if _, err := c.alive(ctx, id); err != nil {
 		return err
 	}
-	data, _ := json.Marshal(backend.TerminateRequest{Reason: reason})
+	data, _ := json.Marshal(req)
 	return c.b.Send(ctx, backend.Message{InstanceID: id, Kind: kind, Data: data})
 }
 
-// Purge deletes an ended instance's state and history. It returns ErrInstanceNotFound or
-// ErrInstanceNotEnded.
-func (c *Client) Purge(ctx context.Context, id string) error {
-	err := c.b.PurgeInstance(ctx, id)
-	if errors.Is(err, backend.ErrConflict) {
-		return c.b.PurgeInstance(ctx, id)
-	}
+// Purge deletes an ended instance's state and history, and those of its sub-orchestrations,
+// recursively (see PurgeInstance). It returns ErrInstanceNotFound or ErrInstanceNotEnded.
+func (c *Client) Purge(ctx context.Context, id string, opts ...PurgeOption) error {
+	_, err := c.PurgeInstance(ctx, id, opts...)
 	return err
 }
 
@@ -233,7 +262,8 @@ func (c *Client) ListInstances(ctx context.Context, q Query) (Page, error) {
 }
 
 // PurgeInstances purges every ended instance matching q (q.Top and q.ContinuationToken are
-// ignored: it goes through all the pages) and returns how many it purged. Instances that have
+// ignored: it goes through all the pages) and returns how many it purged. It does not recurse:
+// a sub-orchestration is purged if it matches q itself. Instances that have
 // not ended are skipped, as are instances purged or restarted meanwhile. On an error it returns
 // the number purged so far with the error.
 func (c *Client) PurgeInstances(ctx context.Context, q Query) (int, error) {
@@ -248,7 +278,7 @@ func (c *Client) PurgeInstances(ctx context.Context, q Query) (int, error) {
 			if !s.Status.IsTerminal() {
 				continue
 			}
-			err := c.Purge(ctx, s.ID)
+			err := c.Purge(ctx, s.ID, WithRecursivePurge(false))
 			switch {
 			case err == nil:
 				n++

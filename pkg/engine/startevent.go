@@ -52,6 +52,9 @@ func (c *Client) StartWithEvent(ctx context.Context, name string, ev Event, opts
 		return "", fmt.Errorf("starting %s with event %q: data: %w", name, ev.Name, err)
 	}
 	req.Event = &backend.StartEvent{Name: ev.Name, Data: data, ID: ev.ID}
+	if err := c.checkName(ctx, name); err != nil {
+		return "", err
+	}
 	if err := c.b.CreateInstance(ctx, req); err != nil {
 		if errors.Is(err, ErrInstanceExists) {
 			// The start message is stored: the worker raises its event on the generation

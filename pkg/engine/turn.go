@@ -100,6 +100,8 @@ type turnBuilder struct {
 	bytes   int                   // payload bytes applied
 	start   *backend.StartRequest // the turn begins a new generation
 	err     error                 // the turn cannot go on
+	// terminate is the first terminate request the turn applies (cancel.go).
+	terminate *backend.TerminateRequest
 }
 
 // add takes m into the turn; it returns false if m must wait for the next turn.
@@ -150,6 +152,7 @@ func (b *turnBuilder) add(ctx context.Context, m backend.WorkMessage) bool {
 		}
 		b.deadLetter(metrics.ReasonInvalidMessage, reason)
 	case ev != nil:
+		b.noteTerminate(m)
 		b.events = append(b.events, *ev)
 		b.applied++
 		b.bytes += len(m.Data)
@@ -290,9 +293,10 @@ func (b *turnBuilder) finish(ctx context.Context) error {
 	}
 	x := b.execute()
 	exec, res := x.exec, x.res
+	actions, sent := b.sentEvents(res.Actions) // cancel.go
 	c := &backend.OrchestrationCompletion{
 		Applied: b.applied, DeadLetters: b.dead, NewGeneration: x.input != nil,
-		Events: res.Events, Actions: res.Actions, Messages: b.messages,
+		Events: res.Events, Actions: actions, Messages: append(append(b.messages, sent...), b.terminateChildren(x)...),
 		State: b.nextState(x),
 	}
 	if f := b.checkLimits(c.State.HistoryEvents, pendingTasks(res.Waiting)); f != nil {

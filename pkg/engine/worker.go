@@ -83,6 +83,7 @@ func (w *Worker) Stats() Stats {
 // Run processes work items until ctx ends. It returns nil then, or the error that stopped the
 // backend's delivery.
 func (w *Worker) Run(parent context.Context) error {
+	defer w.register(parent)() // registry.go
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	var wg sync.WaitGroup

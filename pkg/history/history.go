@@ -8,6 +8,7 @@ package history
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -36,6 +37,8 @@ const (
 	// PatchMarker records that the orchestrator took the patched branch of change Name
 	// (OrchestrationContext.IsPatched) in the turn it is recorded in.
 	PatchMarker EventType = "PatchMarker"
+	// EventSent records an event the orchestrator sent to another instance (SendEvent).
+	EventSent EventType = "EventSent"
 )
 
 // Event is one entry of a history. Which fields are set depends on Type; the constructors below
@@ -231,4 +234,17 @@ func NewEventRaised(now time.Time, name string, data json.RawMessage, eventID st
 // NewPatchMarker records that the orchestrator took the patched branch of change patchID.
 func NewPatchMarker(now time.Time, patchID string) Event {
 	return Event{Type: PatchMarker, Timestamp: now, Name: patchID}
+
+}
+
+// NewEventSent records that the orchestrator sent event name with data to instance instanceID, as
+// task id; eventID is the event's deterministic ID (see SentEventID).
+func NewEventSent(now time.Time, id int, instanceID, name string, data json.RawMessage, eventID string) Event {
+	return Event{Type: EventSent, Timestamp: now, TaskID: id, InstanceID: instanceID, Name: name, Input: data, EventID: eventID}
+}
+
+// SentEventID is the event ID of the event that task taskID of generation gen of instance
+// sender sends: the same on every replay of the send, so the receiver applies it once.
+func SentEventID(sender string, gen uint64, taskID int) string {
+	return sender + ":" + strconv.FormatUint(gen, 10) + ":send:" + strconv.Itoa(taskID)
 }

@@ -58,12 +58,14 @@ func (f *fakeClient) WaitFor(context.Context, string, func(*engine.Status) bool)
 	return nil, f.unexpected("WaitFor")
 }
 
-func (f *fakeClient) Terminate(context.Context, string, string) error {
+func (f *fakeClient) Terminate(context.Context, string, string, ...engine.TerminateOption) error {
 	return f.unexpected("Terminate")
 }
 func (f *fakeClient) Suspend(context.Context, string, string) error { return f.unexpected("Suspend") }
 func (f *fakeClient) Resume(context.Context, string, string) error  { return f.unexpected("Resume") }
-func (f *fakeClient) Purge(context.Context, string) error           { return f.unexpected("Purge") }
+func (f *fakeClient) PurgeInstance(context.Context, string, ...engine.PurgeOption) (int, error) {
+	return 0, f.unexpected("PurgeInstance")
+}
 
 func TestFakeClient(t *testing.T) {
 	t.Run("unauthorized requests never reach the client", func(t *testing.T) {

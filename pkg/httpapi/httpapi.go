@@ -83,6 +83,14 @@
 //     Functions). showInput defaults to true, as in Durable Functions. The continuation token is opaque; a token we did
 //     not issue is 400. Each page lists every instance key of the store (see
 //     engine.Client.ListInstances), so listing is meant for operators, not hot paths.
+//   - Terminate and purge take the query parameter recursive (default true, as in durabletask-go
+//     and Dapr): true terminates or purges the
+//     instance's sub-orchestrations too, recursively (a purge terminates those still running).
+//     A purge answers the number of instances it deleted, the sub-orchestrations included.
+//   - Starting an orchestrator that no live worker serves is 400 "UnknownOrchestrator" (Durable
+//     Functions' answer for a function that does not exist) when the client was made with
+//     engine.WithKnownOrchestratorsOnly, as `jetflow api` and `jetflow dev` make it unless
+//     --allow-unknown-names.
 //   - Purge many purges ended instances only; pending, running and suspended ones that match are
 //     skipped (not counted).
 //   - Restart: timeout and pollingInterval are not supported (it always answers 202). Restarting
@@ -125,10 +133,10 @@ type Client interface {
 	GetStatus(ctx context.Context, id string) (*engine.Status, error)
 	GetHistory(ctx context.Context, id string) ([]history.Event, error)
 	WaitFor(ctx context.Context, id string, done func(*engine.Status) bool) (*engine.Status, error)
-	Terminate(ctx context.Context, id, reason string) error
+	Terminate(ctx context.Context, id, reason string, opts ...engine.TerminateOption) error
 	Suspend(ctx context.Context, id, reason string) error
 	Resume(ctx context.Context, id, reason string) error
-	Purge(ctx context.Context, id string) error
+	PurgeInstance(ctx context.Context, id string, opts ...engine.PurgeOption) (int, error)
 	ListInstances(ctx context.Context, q engine.Query) (engine.Page, error)
 	PurgeInstances(ctx context.Context, q engine.Query) (int, error)
 	Restart(ctx context.Context, id string, newInstanceID bool) (string, error)
@@ -272,6 +280,8 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, "BadRequest", err.Error())
 	case errors.Is(err, engine.ErrInstanceExists):
 		writeError(w, http.StatusInternalServerError, "InstanceExists", err.Error())
+	case errors.Is(err, engine.ErrUnknownOrchestrator):
+		writeError(w, http.StatusBadRequest, "UnknownOrchestrator", "The function doesn't exist, is disabled, or is not an orchestrator function: "+err.Error())
 	default:
 		if a.opts.OnError != nil {
 			a.opts.OnError(r, err)
@@ -443,15 +453,34 @@ func (a *api) purge(w http.ResponseWriter, r *http.Request) {
 	if !checkName(w, "instance ID", id) {
 		return
 	}
-	err := a.c.Purge(r.Context(), id)
+	recursive, ok := recursiveParam(w, r)
+	if !ok {
+		return
+	}
+	n, err := a.c.PurgeInstance(r.Context(), id, engine.WithRecursivePurge(recursive))
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusOK, map[string]int{"instancesDeleted": 1})
+		writeJSON(w, http.StatusOK, map[string]int{"instancesDeleted": n})
 	case errors.Is(err, engine.ErrInstanceNotEnded):
 		writeJSON(w, http.StatusOK, map[string]int{"instancesDeleted": 0})
 	default:
 		a.fail(w, r, err)
 	}
+}
+
+// recursiveParam reads the query parameter recursive of terminate and purge: true (the default)
+// reaches the instance's sub-orchestrations too. A value that is not a boolean is 400.
+func recursiveParam(w http.ResponseWriter, r *http.Request) (recursive, ok bool) {
+	v := r.URL.Query().Get("recursive")
+	if v == "" {
+		return true, true
+	}
+	recursive, err := strconv.ParseBool(v)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequest", "'recursive' must be true or false, not "+strconv.Quote(v))
+		return false, false
+	}
+	return recursive, true
 }
 
 func (a *api) raise(w http.ResponseWriter, r *http.Request) {
@@ -498,7 +527,13 @@ func (a *api) operation(w http.ResponseWriter, r *http.Request) {
 	var do func(context.Context, string, string) error
 	switch op {
 	case "terminate":
-		do = a.c.Terminate
+		recursive, ok := recursiveParam(w, r)
+		if !ok {
+			return
+		}
+		do = func(ctx context.Context, id, reason string) error {
+			return a.c.Terminate(ctx, id, reason, engine.WithRecursiveTerminate(recursive))
+		}
 	case "suspend":
 		do = a.c.Suspend
 	case "resume":

@@ -259,6 +259,9 @@ func (v *historyView) convert(e history.Event) (map[string]any, bool) {
 		if at, ok := v.timers[e.TaskID]; ok {
 			m["FireAt"] = ts(at)
 		}
+	case history.EventSent:
+		m["InstanceId"], m["Name"] = e.InstanceID, e.Name
+		v.input(m, e.Input)
 	case history.EventRaised:
 		m["Name"] = e.Name
 		v.input(m, e.Input)

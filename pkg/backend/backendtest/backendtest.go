@@ -61,6 +61,8 @@ func Run(t *testing.T, newBackend Factory) {
 		{"ScheduledStart", testScheduledStart},
 		{"EngineVersions", testEngineVersions},
 		{"EngineScheduledStart", testEngineScheduledStart},
+		{"WorkerRegistry", testWorkerRegistry},
+		{"CancelledTimerNeverFires", testCancelledTimerNeverFires},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newBackend(t)) })

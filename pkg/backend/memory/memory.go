@@ -33,7 +33,9 @@ type Backend struct {
 	running     map[*activityToken]struct{} // activity items handed out, for cancels
 	deadLetters []backend.DeadLetter
 	timers      map[*time.Timer]struct{}
-	seq         uint64 // numbers messages and tasks
+	durable     map[timerKey]*time.Timer // the durable timers among timers, by task
+	seq         uint64                   // numbers messages and tasks
+	registry    workerRegistry
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -43,6 +45,13 @@ type instance struct {
 	state    backend.Instance
 	history  []history.Event // of the current generation
 	watchers map[chan *backend.Instance]struct{}
+}
+
+// timerKey names a durable timer: task taskID of generation gen of instance id.
+type timerKey struct {
+	id     string
+	gen    uint64
+	taskID int
 }
 
 // inbox holds an instance's messages that are not applied yet, in order.
@@ -93,6 +102,11 @@ func New(opts ...Option) *Backend {
 		inboxes:    map[string]*inbox{},
 		timers:     map[*time.Timer]struct{}{},
 		running:    map[*activityToken]struct{}{},
+		durable:    map[timerKey]*time.Timer{},
+		registry: workerRegistry{
+			workers:  map[string]backend.WorkerInfo{},
+			watchers: map[chan []backend.WorkerInfo]struct{}{},
+		},
 	}
 	for _, opt := range opts {
 		opt(b)

@@ -165,7 +165,33 @@ func (b *Backend) schedule(s *backend.Instance, a history.Action) {
 		}
 	case history.ActionTimer:
 		data, _ := json.Marshal(backend.TimerFired{Generation: s.Generation, TaskID: a.TaskID})
-		b.enqueueAt(a.FireAt, backend.Message{InstanceID: s.ID, Kind: backend.KindTimer, Data: data})
+		msg := backend.Message{InstanceID: s.ID, Kind: backend.KindTimer, Data: data}
+		key := timerKey{s.ID, s.Generation, a.TaskID}
+		if old := b.durable[key]; old != nil {
+			old.Stop() // scheduled again (a turn published again, a rewind): replaced
+			delete(b.timers, old)
+		}
+		var t *time.Timer
+		t = time.AfterFunc(time.Until(a.FireAt), func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			delete(b.timers, t)
+			if b.durable[key] == t {
+				delete(b.durable, key)
+			}
+			if !b.closed {
+				b.enqueue(msg)
+			}
+		})
+		b.timers[t] = struct{}{}
+		b.durable[key] = t
+	case history.ActionCancelTimer:
+		key := timerKey{s.ID, s.Generation, a.TaskID}
+		if t := b.durable[key]; t != nil {
+			t.Stop()
+			delete(b.timers, t)
+			delete(b.durable, key)
+		}
 	case history.ActionSubOrchestration:
 		req := backend.StartRequest{
 			InstanceID: a.InstanceID, Name: a.Name, Input: a.Input, Time: s.UpdatedAt,

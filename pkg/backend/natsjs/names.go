@@ -429,6 +429,10 @@ func (n Names) LeaseBucket() string { return n.prefix + "-leases" }
 // instance messages that may have stopped a worker, e.g. "jetflow-deliveries".
 func (n Names) DeliveryBucket() string { return n.prefix + "-deliveries" }
 
+// WorkerBucket returns the name of the KV bucket in which each live worker announces the
+// orchestrators and activities it serves, one key per worker (its ID), e.g. "jetflow-workers".
+func (n Names) WorkerBucket() string { return n.prefix + "-workers" }
+
 // ActivityConsumer returns the name of the durable consumer on
 // ActivityStream for the activity whose encoded name is nameTok, e.g.
 // "activity-charge-card". JetStream limits consumer names to 255 bytes, so

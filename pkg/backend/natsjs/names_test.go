@@ -292,6 +292,7 @@ func TestNamesBuilders(t *testing.T) {
 		{"StoredInstanceFilter", def.StoredInstanceFilter("order-42"), "jetflow.part.*.order-42.>"},
 		{"PartitionConsumer", def.PartitionConsumer(3, "m1", 7), "p3-m1-7"},
 		{"LeaseBucket", def.LeaseBucket(), "jetflow-leases"},
+		{"WorkerBucket", def.WorkerBucket(), "jetflow-workers"},
 		{"ActivityConsumer", def.ActivityConsumer("charge-card"), "activity-charge-card"},
 		{"HistorySubject", def.HistorySubject("order-42"), "jetflow.hist.order-42"},
 		{"HistorySubject escaped", def.HistorySubject("order=2042"), "jetflow.hist.order=2042"},

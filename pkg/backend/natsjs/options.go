@@ -29,6 +29,8 @@ const (
 	DefaultLeaseTTL            = 4 * time.Second                    // WithLeaseTTL
 	MinLeaseTTL                = 400 * time.Millisecond             // WithLeaseTTL
 	MinRetention               = time.Second                        // WithRetention (0: off, the default)
+	DefaultWorkerTTL           = 15 * time.Second                   // WithWorkerTTL
+	MinWorkerTTL               = time.Second                        // WithWorkerTTL
 )
 
 // Settings without options.
@@ -55,6 +57,7 @@ type options struct {
 	partitions      int
 	leaseTTL        time.Duration
 	retention       time.Duration // 0: ended instances are kept
+	workerTTL       time.Duration
 	log             zerolog.Logger
 	metrics         *metrics.Metrics
 }
@@ -73,6 +76,7 @@ func defaultOptions() options {
 		deadLetterAge:   deadLetterAge,
 		partitions:      DefaultPartitions,
 		leaseTTL:        DefaultLeaseTTL,
+		workerTTL:       DefaultWorkerTTL,
 		log:             zerolog.Nop(),
 	}
 }

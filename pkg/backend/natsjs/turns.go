@@ -187,6 +187,16 @@ func (b *Backend) actionMsg(idTok string, turn *turnRecord, a history.Action) (*
 		msg.Header.Set(jetstream.ScheduleHeader, "@at "+a.FireAt.UTC().Format(time.RFC3339Nano))
 		msg.Header.Set(jetstream.ScheduleTargetHeader, b.names.InstanceSubject(idTok, string(backend.KindTimer)))
 		return msg, nil
+	case history.ActionCancelTimer:
+		// The timer's schedule is replaced (schedules are keyed by subject) by one due at once
+		// whose firing names generation 0, which no instance has: the worker drops it as stale.
+		// So the timer never fires, and its schedule is gone within a second. (Workers may not
+		// purge the instance stream, which would remove it outright.)
+		msg := nats.NewMsg(b.names.ScheduleSubject(idTok, turn.Generation, a.TaskID))
+		msg.Data = mustJSON(backend.TimerFired{Generation: 0, TaskID: a.TaskID})
+		msg.Header.Set("Nats-Schedule", "@at "+time.Now().UTC().Format(time.RFC3339Nano))
+		msg.Header.Set("Nats-Schedule-Target", b.names.InstanceSubject(idTok, string(backend.KindTimer)))
+		return msg, nil
 	case history.ActionSubOrchestration:
 		childTok, err := b.idToken(a.InstanceID)
 		if err != nil {

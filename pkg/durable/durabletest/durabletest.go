@@ -48,6 +48,7 @@ type Run struct {
 	now     time.Time
 	last    *durable.TurnResult
 	pending []durable.Action // scheduled and not yet completed, in task order
+	sent    []durable.Action // the events the orchestrator sent (SendEvent), in order
 }
 
 // New starts orchestrator name with input (encoded as JSON; a json.RawMessage is used as it is,
@@ -79,6 +80,13 @@ func (r *Run) Activity(name string) durable.Action {
 	}
 	r.t.Fatalf("durabletest: no pending call of activity %q; %s", name, r.describe())
 	return durable.Action{}
+}
+
+// SentEvents returns the events the orchestrator sent with SendEvent, in order: each as an
+// action with the target in InstanceID, the event name in Name, its data in Input and its
+// deterministic ID in EventID.
+func (r *Run) SentEvents() []durable.Action {
+	return append([]durable.Action(nil), r.sent...)
 }
 
 // Pending returns the scheduled activities, timers and sub-orchestrations that have not been
@@ -216,7 +224,15 @@ func (r *Run) turn(events ...history.Event) {
 	res := r.exec.Execute(r.now, events)
 	r.past = append(r.past, res.Events...)
 	r.last = res
-	r.pending = append(r.pending, res.Actions...)
+	for _, a := range res.Actions {
+		switch a.Kind {
+		case durable.ActionSendEvent:
+			r.sent = append(r.sent, a)
+		case durable.ActionCancelTimer:
+		default:
+			r.pending = append(r.pending, a)
+		}
+	}
 	if res.Status.IsTerminal() {
 		r.pending = nil // the engine discards results that come after the end
 	}
