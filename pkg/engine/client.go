@@ -10,6 +10,7 @@ import (
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/history"
+	"github.com/jetflow-dev/jetflow/pkg/tracing"
 )
 
 // The errors of backend, re-exported for callers of the engine.
@@ -33,10 +34,22 @@ type Query = backend.Query
 // Client starts and manages instances. It is safe for concurrent use.
 type Client struct {
 	b backend.ClientBackend
+	// tracing traces the client's calls; nil: off.
+	tracing *tracing.Tracing
 }
 
 // NewClient returns a client over b.
-func NewClient(b backend.ClientBackend) *Client { return &Client{b: b} }
+func NewClient(b backend.ClientBackend, opts ...ClientOption) *Client {
+	var o clientOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	t := tracing.New(o.tracerProvider, o.propagator)
+	if t != nil {
+		b = tracedClientBackend{ClientBackend: b, t: t}
+	}
+	return &Client{b: b, tracing: t}
+}
 
 // StartOption configures ScheduleNew.
 type StartOption func(*backend.StartRequest) error
@@ -75,7 +88,9 @@ func encodePayload(v any) (json.RawMessage, error) {
 // ScheduleNew starts orchestrator name as a new instance and returns its ID. It returns
 // ErrInstanceExists if an instance with the ID is pending, running or suspended; one that ended is
 // replaced.
-func (c *Client) ScheduleNew(ctx context.Context, name string, opts ...StartOption) (string, error) {
+func (c *Client) ScheduleNew(ctx context.Context, name string, opts ...StartOption) (_ string, err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanStart, "")
+	defer func() { tracing.End(span, err) }()
 	req, err := newStartRequest(name, opts)
 	if err != nil {
 		return "", err
@@ -104,7 +119,9 @@ func EventID(get func(key string) string) string { return backend.EventID(get) }
 
 // RaiseEvent sends event name with data (encoded as JSON) to an instance. It returns
 // ErrInstanceNotFound or ErrInstanceEnded when the instance cannot take it.
-func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any, opts ...RaiseOption) error {
+func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any, opts ...RaiseOption) (err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanRaiseEvent, id)
+	defer func() { tracing.End(span, err) }()
 	if err := history.CheckName("event name", name); err != nil {
 		return err
 	}
@@ -179,17 +196,23 @@ func (c *Client) WaitFor(ctx context.Context, id string, done func(*Status) bool
 }
 
 // Terminate ends an instance with status Terminated; its output is reason.
-func (c *Client) Terminate(ctx context.Context, id, reason string) error {
+func (c *Client) Terminate(ctx context.Context, id, reason string) (err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanTerminate, id)
+	defer func() { tracing.End(span, err) }()
 	return c.control(ctx, id, backend.KindTerminate, reason)
 }
 
 // Suspend pauses an instance: events and results are kept until Resume.
-func (c *Client) Suspend(ctx context.Context, id, reason string) error {
+func (c *Client) Suspend(ctx context.Context, id, reason string) (err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanSuspend, id)
+	defer func() { tracing.End(span, err) }()
 	return c.control(ctx, id, backend.KindSuspend, reason)
 }
 
 // Resume continues a suspended instance.
-func (c *Client) Resume(ctx context.Context, id, reason string) error {
+func (c *Client) Resume(ctx context.Context, id, reason string) (err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanResume, id)
+	defer func() { tracing.End(span, err) }()
 	return c.control(ctx, id, backend.KindResume, reason)
 }
 
@@ -203,8 +226,10 @@ func (c *Client) control(ctx context.Context, id string, kind backend.MessageKin
 
 // Purge deletes an ended instance's state and history. It returns ErrInstanceNotFound or
 // ErrInstanceNotEnded.
-func (c *Client) Purge(ctx context.Context, id string) error {
-	err := c.b.PurgeInstance(ctx, id)
+func (c *Client) Purge(ctx context.Context, id string) (err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanPurge, id)
+	defer func() { tracing.End(span, err) }()
+	err = c.b.PurgeInstance(ctx, id)
 	if errors.Is(err, backend.ErrConflict) {
 		return c.b.PurgeInstance(ctx, id)
 	}
@@ -266,7 +291,9 @@ func (c *Client) PurgeInstances(ctx context.Context, q Query) (int, error) {
 // replaces the instance if it has ended and returns ErrInstanceExists if it is pending, running
 // or suspended. The restarted instance has no parent. It returns ErrInstanceNotFound for an
 // unknown id.
-func (c *Client) Restart(ctx context.Context, id string, newInstanceID bool) (string, error) {
+func (c *Client) Restart(ctx context.Context, id string, newInstanceID bool) (_ string, err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanRestart, id)
+	defer func() { tracing.End(span, err) }()
 	s, err := c.b.GetInstance(ctx, id)
 	if err != nil {
 		return "", err

@@ -35,6 +35,7 @@ func (b *Backend) CreateInstance(ctx context.Context, req backend.StartRequest) 
 	msg := nats.NewMsg(b.names.InstanceSubject(idTok, string(backend.KindStart)))
 	msg.Data = data
 	msg.Header.Set(jetstream.MsgIDHeader, startMsgID(req.StartID))
+	req.Trace.SetOn(msg.Header.Set)
 	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("publishing start of %q: %w", req.InstanceID, err)
 	}
@@ -104,6 +105,7 @@ func (b *Backend) instanceMsg(m backend.Message) (*nats.Msg, error) {
 	}
 	msg := nats.NewMsg(subject)
 	msg.Data = m.Data
+	m.Trace.SetOn(msg.Header.Set)
 	switch {
 	case m.Kind == backend.KindResult:
 		var r backend.TaskResult
