@@ -139,3 +139,10 @@ func End(span trace.Span, err error) {
 	}
 	span.End()
 }
+
+// ExtractHeaders returns ctx with the span context that a message's or request's headers carry
+// (traceparent, tracestate), read with get (the Get method of nats.Header or http.Header), as
+// its remote parent. Headers without a valid traceparent leave ctx as it is.
+func (t *Tracing) ExtractHeaders(ctx context.Context, get func(key string) string) context.Context {
+	return t.Extract(ctx, backend.TraceFrom(get))
+}
