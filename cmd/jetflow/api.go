@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
@@ -162,8 +163,8 @@ func (a *apiServer) Addr() string { return a.ln.Addr().String() }
 func (a *apiServer) URL() string { return "http://" + a.Addr() + httpapi.BasePath + "/" }
 
 // startAPI listens on c's address and serves the API over client in a goroutine; it warns loudly
-// when no key is configured. Stop it with Stop.
-func startAPI(c apiConfig, client httpapi.Client, log zerolog.Logger) (*apiServer, error) {
+// when no key is configured. Stop it with Stop. It traces requests with tp (nil: none).
+func startAPI(c apiConfig, client httpapi.Client, log zerolog.Logger, tp trace.TracerProvider) (*apiServer, error) {
 	addr, err := c.listenAddr()
 	if err != nil {
 		return nil, c.err(setAPIListen, "%v", err)
@@ -178,6 +179,7 @@ func startAPI(c apiConfig, client httpapi.Client, log zerolog.Logger) (*apiServe
 		OnError: func(r *http.Request, err error) {
 			log.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("HTTP API request failed")
 		},
+		TracerProvider: tp,
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -221,7 +223,7 @@ func (d *devServer) serveDevAPI(ctx context.Context, c apiConfig, client httpapi
 	if !c.enabled() {
 		return nil
 	}
-	a, err := startAPI(c, client, d.log.With().Str("component", "httpapi").Logger())
+	a, err := startAPI(c, client, d.log.With().Str("component", "httpapi").Logger(), d.traces.Provider())
 	if err != nil {
 		return err
 	}
@@ -289,6 +291,11 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 
+	traces, err := startTraces(ctx, "api", log) // traces.go
+	if err != nil {
+		return err
+	}
+	defer traces.Stop()
 	nc, js, err := connectService(cfg, "api", log)
 	if err != nil {
 		return err
@@ -306,7 +313,8 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer health.Stop()
-	a, err := startAPI(ac, engine.NewClient(b), log.With().Str("component", "httpapi").Logger())
+	tp := traces.Provider()
+	a, err := startAPI(ac, engine.NewClient(b, engine.WithClientTracerProvider(tp)), log.With().Str("component", "httpapi").Logger(), tp)
 	if err != nil {
 		return err
 	}
