@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/tracing"
@@ -54,6 +55,9 @@ func WithClientPropagator(p propagation.TextMapPropagator) ClientOption {
 
 // startSpan starts the span of a client call on instance id ("" if not known yet).
 func (c *Client) startSpan(ctx context.Context, name, id string) (context.Context, trace.Span) {
+	if c.tracing == nil {
+		return ctx, noop.Span{}
+	}
 	attrs := []attribute.KeyValue{}
 	if id != "" {
 		attrs = append(attrs, tracing.AttrInstanceID.String(id))
