@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
@@ -198,8 +199,8 @@ func (a *apiServer) Addr() string { return a.ln.Addr().String() }
 func (a *apiServer) URL() string { return "http://" + a.Addr() + httpapi.BasePath + "/" }
 
 // startAPI listens on c's address and serves the API over client in a goroutine; it warns loudly
-// when no key is configured. Stop it with Stop.
-func startAPI(c apiConfig, client httpapi.Client, log zerolog.Logger) (*apiServer, error) {
+// when no key is configured. Stop it with Stop. It traces requests with tp (nil: none).
+func startAPI(c apiConfig, client httpapi.Client, log zerolog.Logger, tp trace.TracerProvider) (*apiServer, error) {
 	addr, err := c.listenAddr()
 	if err != nil {
 		return nil, c.err(setAPIListen, "%v", err)
@@ -214,6 +215,7 @@ func startAPI(c apiConfig, client httpapi.Client, log zerolog.Logger) (*apiServe
 		OnError: func(r *http.Request, err error) {
 			log.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("HTTP API request failed")
 		},
+		TracerProvider: tp,
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -257,8 +259,8 @@ func (d *devServer) serveDevAPI(ctx context.Context, c apiConfig, b *natsjs.Back
 	if !c.enabled() {
 		return nil
 	}
-	client := engine.NewClient(b, nameCheck(c.AllowUnknownNames)...)
-	a, err := startAPI(c, client, d.log.With().Str("component", "httpapi").Logger())
+	client := engine.NewClient(b, append(nameCheck(c.AllowUnknownNames), engine.WithClientTracerProvider(d.traces.Provider()))...)
+	a, err := startAPI(c, client, d.log.With().Str("component", "httpapi").Logger(), d.traces.Provider())
 	if err != nil {
 		client.Close()
 		return err
@@ -328,6 +330,11 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 
+	traces, err := startTraces(ctx, "api", log) // traces.go
+	if err != nil {
+		return err
+	}
+	defer traces.Stop()
 	nc, js, err := connectService(cfg, "api", log)
 	if err != nil {
 		return err
@@ -345,9 +352,10 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer health.Stop()
-	client := engine.NewClient(b, nameCheck(ac.AllowUnknownNames)...)
+	tp := traces.Provider()
+	client := engine.NewClient(b, append(nameCheck(ac.AllowUnknownNames), engine.WithClientTracerProvider(tp))...)
 	defer client.Close()
-	a, err := startAPI(ac, client, log.With().Str("component", "httpapi").Logger())
+	a, err := startAPI(ac, client, log.With().Str("component", "httpapi").Logger(), tp)
 	if err != nil {
 		return err
 	}

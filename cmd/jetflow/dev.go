@@ -93,6 +93,8 @@ type devServer struct {
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
 	health  *healthServer
+	// traces exports the spans of the worker, the API and the raiser (traces.go); nil: off.
+	traces *traces
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -124,12 +126,15 @@ func startDev(ctx context.Context, cfg Config, log zerolog.Logger, api ...apiCon
 		return d, err
 	}
 	cfg.Replicas = 1 // one server
+	if d.traces, err = startTraces(ctx, "dev", log); err != nil {
+		return d, err
+	}
 	if err := d.setUpWorker(ctx, cfg, js); err != nil {
 		return d, err
 	}
 	// The queue raiser: approval-queue and event-queue (devRaiserConfig in raiser.go). Its
 	// streams and consumers are set up before the worker starts.
-	r, err := newRaiser(js, d.w.client, devRaiserConfig(), cfg.Replicas, log, d.metrics)
+	r, err := newRaiser(js, d.w.client, devRaiserConfig(), cfg.Replicas, log, d.metrics, d.traces.Provider())
 	if err != nil {
 		return d, err
 	}
@@ -215,7 +220,7 @@ func (d *devServer) setUpWorker(ctx context.Context, cfg Config, js jetstream.Je
 	if d.reg, d.metrics, err = newMetrics(); err != nil {
 		return err
 	}
-	if d.w, err = newExampleWorker(ctx, cfg, js, d.log, d.metrics); err != nil {
+	if d.w, err = newExampleWorker(ctx, cfg, js, d.log, d.metrics, d.traces.Provider()); err != nil {
 		return err
 	}
 	if d.seeded, err = seedInventory(ctx, d.w.inventory); err != nil {
@@ -311,6 +316,7 @@ func (d *devServer) Stop() {
 			d.cancel()
 		}
 		d.wg.Wait()
+		d.traces.Stop()
 		if d.w != nil {
 			d.w.logStats(d.log)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
@@ -176,6 +177,11 @@ func runRaiser(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 
+	traces, err := startTraces(ctx, "raiser", log) // traces.go
+	if err != nil {
+		return err
+	}
+	defer traces.Stop()
 	nc, js, err := connectService(cfg, "raiser", log)
 	if err != nil {
 		return err
@@ -186,7 +192,8 @@ func runRaiser(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("binding to jetflow's streams (is a worker running?): %w", err)
 	}
-	r, err := newRaiser(js, engine.NewClient(b), rcfg, cfg.Replicas, log, m)
+	tp := traces.Provider()
+	r, err := newRaiser(js, engine.NewClient(b, engine.WithClientTracerProvider(tp)), rcfg, cfg.Replicas, log, m, tp)
 	if err != nil {
 		return err
 	}
@@ -201,9 +208,11 @@ func runRaiser(ctx context.Context, env *Env, args []string) error {
 	return runRaiserUntilDone(ctx, r, log)
 }
 
-// newRaiser returns a raiser logging to log and recording its metrics in m (nil: none).
-func newRaiser(js jetstream.JetStream, client *engine.Client, cfg raiser.Config, replicas int, log zerolog.Logger, m *metrics.Metrics) (*raiser.Raiser, error) {
+// newRaiser returns a raiser logging to log, recording its metrics in m (nil: none) and tracing
+// with tp (nil: none).
+func newRaiser(js jetstream.JetStream, client *engine.Client, cfg raiser.Config, replicas int, log zerolog.Logger, m *metrics.Metrics, tp trace.TracerProvider) (*raiser.Raiser, error) {
 	return raiser.New(js, client, cfg,
+		raiser.WithTracerProvider(tp),
 		raiser.WithReplicas(replicas),
 		raiser.WithLogger(log.With().Str("component", "raiser").Logger()),
 		raiser.WithMetrics(m),

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jetflow-dev/jetflow/activities"
 	"github.com/jetflow-dev/jetflow/orchestration"
@@ -29,8 +30,9 @@ type exampleWorker struct {
 
 // newExampleWorker creates jetflow's streams and buckets (idempotently) and the examples' inventory
 // bucket on js, and returns a worker with orchestration.Register and activities.Register. The
-// backend and the worker record their metrics in m (nil: none).
-func newExampleWorker(ctx context.Context, c Config, js jetstream.JetStream, log zerolog.Logger, m *metrics.Metrics) (*exampleWorker, error) {
+// backend and the worker record their metrics in m (nil: none); the worker and its client trace
+// with tp (nil: none).
+func newExampleWorker(ctx context.Context, c Config, js jetstream.JetStream, log zerolog.Logger, m *metrics.Metrics, tp trace.TracerProvider) (*exampleWorker, error) {
 	b, err := natsjs.New(ctx, js, append(options(c.backendOptions()),
 		natsjs.WithLogger(log.With().Str("component", "natsjs").Logger()), natsjs.WithMetrics(m))...)
 	if err != nil {
@@ -54,11 +56,11 @@ func newExampleWorker(ctx context.Context, c Config, js jetstream.JetStream, log
 		return nil, fmt.Errorf("registering the example activities: %w", err)
 	}
 	w, err := engine.NewWorker(b, reg, append(options(c.workerOptions()),
-		engine.WithLogger(log.With().Str("component", "worker").Logger()), engine.WithMetrics(m))...)
+		engine.WithLogger(log.With().Str("component", "worker").Logger()), engine.WithMetrics(m), engine.WithTracerProvider(tp))...)
 	if err != nil {
 		return nil, err
 	}
-	return &exampleWorker{backend: b, worker: w, client: engine.NewClient(b), inventory: kv}, nil
+	return &exampleWorker{backend: b, worker: w, client: engine.NewClient(b, engine.WithClientTracerProvider(tp)), inventory: kv}, nil
 }
 
 // logStats logs what the worker did; called when it stops.

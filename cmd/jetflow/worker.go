@@ -41,13 +41,18 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	traces, err := startTraces(ctx, "worker", log) // traces.go
+	if err != nil {
+		return err
+	}
+	defer traces.Stop()
 	nc, js, err := connectService(cfg, "worker", log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	w, err := retrySetup(ctx, log, func(ctx context.Context) (*exampleWorker, error) {
-		return newExampleWorker(ctx, cfg, js, log, m)
+		return newExampleWorker(ctx, cfg, js, log, m, traces.Provider())
 	})
 	if err != nil {
 		return err

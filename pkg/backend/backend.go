@@ -178,6 +178,9 @@ type OrchestrationCompletion struct {
 	Messages []Message
 	// State is the instance's state after the events.
 	State Instance
+	// Trace is the turn's trace context: the tasks and messages the completion sends carry it
+	// (also when they are sent again after a crash).
+	Trace TraceContext
 }
 
 // DeadLetterRequest names an applied message that is dead-lettered, and why.
@@ -325,6 +328,8 @@ type Message struct {
 	// MsgID, on an event, is its event ID: an instance applies one event ID once. On other
 	// kinds it is ignored; the backend deduplicates what the engine sends on its own.
 	MsgID string
+	// Trace is the sender's trace context, carried in the message's headers (wire.go).
+	Trace TraceContext `json:"-"`
 }
 
 // StartRequest creates an instance.
@@ -345,6 +350,9 @@ type StartRequest struct {
 	// StartAt, when set and in the future, is when the instance starts: it is Pending until
 	// then (the start message is delivered then).
 	StartAt time.Time `json:"startAt,omitzero"`
+	// Trace is the caller's trace context, carried in the start message's headers (wire.go),
+	// not in its body.
+	Trace TraceContext `json:"-"`
 }
 
 // PayloadSize is what the start carries that the payload limit applies to: its input and the
@@ -399,6 +407,9 @@ type TaskResult struct {
 	// Rewind is the task's ActivityTask.Rewind (or ParentRef.Rewind): a task run again by a
 	// rewind reports a result of its own.
 	Rewind int `json:"rewind,omitempty"`
+	// Trace is the trace context the result is sent with (the activity's span), carried in
+	// the result message's headers, not in its body.
+	Trace TraceContext `json:"-"`
 }
 
 // TimerFired is the body of a timer message.
@@ -432,6 +443,9 @@ type ActivityTask struct {
 	HeartbeatDetails json.RawMessage `json:"heartbeatDetails,omitempty"`
 	// Attempt counts deliveries of this task message, from 1.
 	Attempt uint64 `json:"-"`
+	// Trace is the trace context the task message carried (the turn that scheduled it), from
+	// its headers.
+	Trace TraceContext `json:"-"`
 }
 
 // NewActivityTask is the task message of activity action a, scheduled by generation gen of

@@ -27,3 +27,45 @@ func EventID(get func(key string) string) string {
 	}
 	return get(HeaderMsgID)
 }
+
+// Trace context headers (W3C Trace Context, https://www.w3.org/TR/trace-context/): a message
+// that carries them continues the trace of whoever published it. Clients set them on the starts
+// and events they send, a turn on the tasks and messages it publishes, an activity on its
+// result; anyone may set them on a plain publish.
+const (
+	// HeaderTraceparent is the W3C traceparent: version, trace ID, parent span ID, flags.
+	HeaderTraceparent = "traceparent"
+	// HeaderTracestate is the W3C tracestate: vendor data that travels with traceparent.
+	HeaderTracestate = "tracestate"
+)
+
+// TraceContext is the trace context a message carries, as plain data: the values of
+// HeaderTraceparent and HeaderTracestate by header name (an OpenTelemetry propagator reads and
+// writes it as a propagation.MapCarrier). Nil or empty carries none. The backend carries it in
+// message headers; it is never part of a message's JSON body.
+type TraceContext map[string]string
+
+// TraceFrom returns the trace context carried by a message's headers, read with get (the Get
+// method of nats.Header or http.Header); nil if it carries no traceparent.
+func TraceFrom(get func(key string) string) TraceContext {
+	parent := get(HeaderTraceparent)
+	if parent == "" {
+		return nil
+	}
+	t := TraceContext{HeaderTraceparent: parent}
+	if state := get(HeaderTracestate); state != "" {
+		t[HeaderTracestate] = state
+	}
+	return t
+}
+
+// SetOn writes the trace context into a message's headers with set (the Set method of
+// nats.Header or http.Header). Only the trace context headers are written, whatever else the
+// map holds.
+func (t TraceContext) SetOn(set func(key, value string)) {
+	for _, key := range []string{HeaderTraceparent, HeaderTracestate} {
+		if v := t[key]; v != "" {
+			set(key, v)
+		}
+	}
+}

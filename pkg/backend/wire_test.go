@@ -35,3 +35,19 @@ func TestEventID(t *testing.T) {
 		})
 	}
 }
+
+func TestTraceContextHeaders(t *testing.T) {
+	h := map[string]string{backend.HeaderTraceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", backend.HeaderTracestate: "k=v", backend.HeaderMsgID: "m"}
+	tc := backend.TraceFrom(func(k string) string { return h[k] })
+	if len(tc) != 2 || tc[backend.HeaderTraceparent] != h[backend.HeaderTraceparent] || tc[backend.HeaderTracestate] != "k=v" {
+		t.Fatalf("backend.TraceFrom = %v, want traceparent and tracestate only", tc)
+	}
+	if tc := backend.TraceFrom(func(k string) string { return map[string]string{backend.HeaderTracestate: "k=v"}[k] }); tc != nil {
+		t.Fatalf("backend.TraceFrom without traceparent = %v, want nil", tc)
+	}
+	set := map[string]string{}
+	backend.TraceContext{backend.HeaderTraceparent: "p", "Nats-Msg-Id": "not a trace header"}.SetOn(func(k, v string) { set[k] = v })
+	if len(set) != 1 || set[backend.HeaderTraceparent] != "p" {
+		t.Fatalf("SetOn wrote %v, want the traceparent only", set)
+	}
+}

@@ -37,6 +37,8 @@ func (w *Worker) activityLoop(ctx, running context.Context, names []string) erro
 
 // runActivity runs one activity task and completes its work item with the result.
 func (w *Worker) runActivity(ctx context.Context, item *backend.ActivityWorkItem) {
+	ctx, span := w.startActivitySpan(ctx, item.Task) // tracing.go
+	defer span.End()
 	w.stats.activities.Add(1)
 	task := item.Task
 	log := w.log.With().Str(fieldInstance, task.InstanceID).Str("activity", task.Name).Int("task_id", task.TaskID).Logger()

@@ -12,6 +12,7 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/history"
+	"github.com/jetflow-dev/jetflow/pkg/tracing"
 )
 
 // The errors of backend, re-exported for callers of the engine.
@@ -39,13 +40,23 @@ type Client struct {
 	b backend.ClientBackend
 	// names, if set, refuses orchestrators no live worker serves (registry.go).
 	names *nameCache
+	// tracing traces the client's calls; nil: off.
+	tracing *tracing.Tracing
 }
 
 // NewClient returns a client over b.
 func NewClient(b backend.ClientBackend, opts ...ClientOption) *Client {
-	c := &Client{b: b}
+	var o clientOptions
 	for _, opt := range opts {
-		opt(c)
+		opt(&o)
+	}
+	t := tracing.New(o.tracerProvider, o.propagator)
+	if t != nil {
+		b = tracedClientBackend{ClientBackend: b, t: t}
+	}
+	c := &Client{b: b, tracing: t}
+	if o.knownOnly {
+		c.names = &nameCache{b: b}
 	}
 	return c
 }
@@ -88,7 +99,9 @@ func encodePayload(v any) (json.RawMessage, error) {
 // ErrInstanceExists if an instance with the ID is pending, running or suspended; one that ended is
 // replaced. A client made WithKnownOrchestratorsOnly returns ErrUnknownOrchestrator if no live
 // worker serves name.
-func (c *Client) ScheduleNew(ctx context.Context, name string, opts ...StartOption) (string, error) {
+func (c *Client) ScheduleNew(ctx context.Context, name string, opts ...StartOption) (_ string, err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanStart, "")
+	defer func() { tracing.End(span, err) }()
 	req, err := newStartRequest(name, opts)
 	if err != nil {
 		return "", err
@@ -120,7 +133,9 @@ func EventID(get func(key string) string) string { return backend.EventID(get) }
 
 // RaiseEvent sends event name with data (encoded as JSON) to an instance. It returns
 // ErrInstanceNotFound or ErrInstanceEnded when the instance cannot take it.
-func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any, opts ...RaiseOption) error {
+func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any, opts ...RaiseOption) (err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanRaiseEvent, id)
+	defer func() { tracing.End(span, err) }()
 	if err := history.CheckName("event name", name); err != nil {
 		return err
 	}
@@ -206,7 +221,9 @@ func WithRecursiveTerminate(recursive bool) TerminateOption {
 // Terminate ends an instance with status Terminated; its output is reason. Its running
 // sub-orchestrations are terminated too, recursively, unless WithRecursiveTerminate(false) is
 // given; its pending timers are cancelled. It returns ErrInstanceNotFound or ErrInstanceEnded.
-func (c *Client) Terminate(ctx context.Context, id, reason string, opts ...TerminateOption) error {
+func (c *Client) Terminate(ctx context.Context, id, reason string, opts ...TerminateOption) (err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanTerminate, id)
+	defer func() { tracing.End(span, err) }()
 	req := backend.TerminateRequest{Reason: reason}
 	for _, opt := range opts {
 		opt(&req)
@@ -215,12 +232,16 @@ func (c *Client) Terminate(ctx context.Context, id, reason string, opts ...Termi
 }
 
 // Suspend pauses an instance: events and results are kept until Resume.
-func (c *Client) Suspend(ctx context.Context, id, reason string) error {
+func (c *Client) Suspend(ctx context.Context, id, reason string) (err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanSuspend, id)
+	defer func() { tracing.End(span, err) }()
 	return c.control(ctx, id, backend.KindSuspend, reason)
 }
 
 // Resume continues a suspended instance.
-func (c *Client) Resume(ctx context.Context, id, reason string) error {
+func (c *Client) Resume(ctx context.Context, id, reason string) (err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanResume, id)
+	defer func() { tracing.End(span, err) }()
 	return c.control(ctx, id, backend.KindResume, reason)
 }
 
@@ -239,8 +260,10 @@ func (c *Client) send(ctx context.Context, id string, kind backend.MessageKind, 
 
 // Purge deletes an ended instance's state and history, and those of its sub-orchestrations,
 // recursively (see PurgeInstance). It returns ErrInstanceNotFound or ErrInstanceNotEnded.
-func (c *Client) Purge(ctx context.Context, id string, opts ...PurgeOption) error {
-	_, err := c.PurgeInstance(ctx, id, opts...)
+func (c *Client) Purge(ctx context.Context, id string, opts ...PurgeOption) (err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanPurge, id)
+	defer func() { tracing.End(span, err) }()
+	_, err = c.PurgeInstance(ctx, id, opts...)
 	return err
 }
 
@@ -300,7 +323,9 @@ func (c *Client) PurgeInstances(ctx context.Context, q Query) (int, error) {
 // replaces the instance if it has ended and returns ErrInstanceExists if it is pending, running
 // or suspended. The restarted instance has no parent. It returns ErrInstanceNotFound for an
 // unknown id.
-func (c *Client) Restart(ctx context.Context, id string, newInstanceID bool) (string, error) {
+func (c *Client) Restart(ctx context.Context, id string, newInstanceID bool) (_ string, err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanRestart, id)
+	defer func() { tracing.End(span, err) }()
 	s, err := c.b.GetInstance(ctx, id)
 	if err != nil {
 		return "", err

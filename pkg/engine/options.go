@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/metrics"
@@ -38,6 +40,9 @@ type workerOptions struct {
 	metrics *metrics.Metrics
 	// startToClose bounds an activity attempt whose call set no StartToClose.
 	startToClose time.Duration
+	// tracerProvider and propagator trace turns and activities (tracing.go); nil: none.
+	tracerProvider trace.TracerProvider
+	propagator     propagation.TextMapPropagator
 }
 
 // Defaults of the worker options, each changed by the option named beside it.

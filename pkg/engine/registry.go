@@ -87,9 +87,6 @@ func served(names []string) []backend.ServedName {
 	return out
 }
 
-// ClientOption configures NewClient.
-type ClientOption func(*Client)
-
 // WithKnownOrchestratorsOnly makes ScheduleNew, StartWithEvent and Restart refuse, with
 // ErrUnknownOrchestrator, an orchestrator that no live worker serves. The client watches the
 // worker registry (so a start costs no read of it) and reads it afresh before refusing a name
@@ -98,7 +95,7 @@ type ClientOption func(*Client)
 // before their workers run, in tests and when deploying the API first); the first worker to take
 // it fails the instance if it does not serve the orchestrator (NotRegistered).
 func WithKnownOrchestratorsOnly() ClientOption {
-	return func(c *Client) { c.names = &nameCache{b: c.b} }
+	return func(o *clientOptions) { o.knownOnly = true }
 }
 
 // Workers returns the live workers and what each serves, ordered by ID.

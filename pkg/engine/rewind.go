@@ -8,6 +8,7 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/history"
+	"github.com/jetflow-dev/jetflow/pkg/tracing"
 )
 
 // Rewind brings a failed instance back to Running: the failures of the activities and
@@ -25,7 +26,9 @@ import (
 // instance ID, which fails (as "already exists") if it is still running. Rewinding a
 // sub-orchestration itself does not report to its parent again: rewind the parent instead.
 // Timers that should have fired meanwhile fire at once.
-func (c *Client) Rewind(ctx context.Context, id, reason string) error {
+func (c *Client) Rewind(ctx context.Context, id, reason string) (err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanRewind, id)
+	defer func() { tracing.End(span, err) }()
 	s, err := c.b.GetInstance(ctx, id)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/history"
+	"github.com/jetflow-dev/jetflow/pkg/tracing"
 )
 
 // Event is an external event for StartWithEvent.
@@ -39,7 +40,9 @@ type Event struct {
 // reaches first.
 //
 // The input and the event data together must fit in the backend's payload limit.
-func (c *Client) StartWithEvent(ctx context.Context, name string, ev Event, opts ...StartOption) (string, error) {
+func (c *Client) StartWithEvent(ctx context.Context, name string, ev Event, opts ...StartOption) (_ string, err error) {
+	ctx, span := c.startSpan(ctx, tracing.SpanStartWithEvent, "")
+	defer func() { tracing.End(span, err) }()
 	req, err := newStartRequest(name, opts)
 	if err != nil {
 		return "", err

@@ -12,6 +12,7 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/durable"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 	"github.com/jetflow-dev/jetflow/pkg/metrics"
+	"github.com/jetflow-dev/jetflow/pkg/tracing"
 )
 
 // live is a running instance as the worker holds it between turns: its replayed executor, at
@@ -56,7 +57,7 @@ func (w *Worker) newExecutor(id string) *durable.Executor {
 }
 
 // turn applies the work item's messages, as many as one turn takes, and completes the item.
-func (w *Worker) turn(ctx context.Context, item *backend.OrchestrationWorkItem) error {
+func (w *Worker) turn(ctx context.Context, item *backend.OrchestrationWorkItem) (err error) {
 	began := time.Now()
 	if ref, start, missing := w.missingVersion(item); missing {
 		return w.awaitVersion(ctx, item, ref, start) // versions.go
@@ -72,6 +73,8 @@ func (w *Worker) turn(ctx context.Context, item *backend.OrchestrationWorkItem) 
 			break
 		}
 	}
+	ctx, span := b.startSpan(ctx) // tracing.go
+	defer func() { tracing.End(span, err) }()
 	if b.err != nil {
 		b.closeExec()
 		return b.err

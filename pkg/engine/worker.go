@@ -14,6 +14,7 @@ import (
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/durable"
+	"github.com/jetflow-dev/jetflow/pkg/tracing"
 )
 
 // Log field names.
@@ -53,6 +54,8 @@ type Worker struct {
 	log   zerolog.Logger
 	cache *executorCache
 	stats stats
+	// tracing traces turns and activities; nil: off.
+	tracing *tracing.Tracing
 }
 
 // NewWorker returns a worker that runs the orchestrators and activities of reg on b.
@@ -63,7 +66,11 @@ func NewWorker(b backend.WorkerBackend, reg *durable.Registry, opts ...WorkerOpt
 			return nil, fmt.Errorf("worker option: %w", err)
 		}
 	}
-	return &Worker{b: b, reg: reg, opts: o, log: o.log, cache: newExecutorCache(o.cacheSize)}, nil
+	t := tracing.New(o.tracerProvider, o.propagator)
+	if t != nil {
+		b = tracedWorkerBackend{WorkerBackend: b, t: t}
+	}
+	return &Worker{b: b, reg: reg, opts: o, log: o.log, cache: newExecutorCache(o.cacheSize), tracing: t}, nil
 }
 
 // Stats returns the worker's counters.

@@ -115,8 +115,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
+	"github.com/jetflow-dev/jetflow/pkg/tracing"
 )
 
 // BasePath is where the API is served.
@@ -156,6 +160,12 @@ type Options struct {
 	MaxBodyBytes int64
 	// OnError, if set, is called with every error answered with 500 (for logging).
 	OnError func(r *http.Request, err error)
+	// TracerProvider, if set, traces every request as a server span (named
+	// tracing.SpanHTTPPrefix + the route), a child of the request's traceparent header if it
+	// carries one; the client calls the request makes are its children. Default: none.
+	TracerProvider trace.TracerProvider
+	// Propagator reads the request's trace context (default: W3C Trace Context).
+	Propagator propagation.TextMapPropagator
 }
 
 // EventIDHeader carries a raised event's deduplication ID (Nats-Msg-Id and query parameter
@@ -172,9 +182,10 @@ func eventID(r *http.Request) string {
 }
 
 type api struct {
-	c    Client
-	opts Options
-	mux  *http.ServeMux
+	c       Client
+	opts    Options
+	mux     *http.ServeMux
+	tracing *tracing.Tracing // nil: off
 }
 
 // New returns the API's handler. It serves paths under BasePath; mount it at "/" or at
@@ -183,7 +194,7 @@ func New(client Client, opts Options) http.Handler {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	a := &api{c: client, opts: opts, mux: http.NewServeMux()}
+	a := &api{c: client, opts: opts, mux: http.NewServeMux(), tracing: tracing.New(opts.TracerProvider, opts.Propagator)}
 	p := BasePath + "/"
 	a.mux.HandleFunc("POST "+p+"orchestrators/{functionName}", a.start)
 	a.mux.HandleFunc("POST "+p+"orchestrators/{functionName}/{instanceId}", a.start)
@@ -206,8 +217,13 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Durable Functions answers a wrong verb with 404, not ServeMux's 405.
-	if _, pattern := a.mux.Handler(r); pattern == "" {
+	_, pattern := a.mux.Handler(r)
+	if pattern == "" {
 		writeError(w, http.StatusNotFound, "NotFound", "no such endpoint: "+r.Method+" "+r.URL.Path)
+		return
+	}
+	if a.tracing != nil {
+		a.serveTraced(w, r, pattern) // tracing.go
 		return
 	}
 	a.mux.ServeHTTP(w, r)

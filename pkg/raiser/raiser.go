@@ -37,11 +37,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jetflow-dev/jetflow/pkg/backend"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/history"
 	"github.com/jetflow-dev/jetflow/pkg/metrics"
+	"github.com/jetflow-dev/jetflow/pkg/tracing"
 )
 
 const (
@@ -106,6 +109,9 @@ type options struct {
 	timeout  time.Duration
 	dlq      string
 	metrics  *metrics.Metrics
+	// tracerProvider and propagator trace each message (tracing.go); nil: none.
+	tracerProvider trace.TracerProvider
+	propagator     propagation.TextMapPropagator
 }
 
 // WithLogger sets the logger (default: disabled).
@@ -186,6 +192,7 @@ type Raiser struct {
 
 	setupDone                              atomic.Bool
 	raised, deadLettered, dropped, retried atomic.Uint64
+	tracing                                *tracing.Tracing // nil: off
 }
 
 // New checks cfg and returns a Raiser over js that raises events through client. It does no I/O.
@@ -203,7 +210,7 @@ func New(js jetstream.JetStream, client *engine.Client, cfg Config, opts ...Opti
 	if err != nil {
 		return nil, err
 	}
-	return &Raiser{js: js, client: client, cfg: cfg, opt: o}, nil
+	return &Raiser{js: js, client: client, cfg: cfg, opt: o, tracing: tracing.New(o.tracerProvider, o.propagator)}, nil
 }
 
 // Validate reports the first problem with c: no queues, a queue without a name or with a name
@@ -490,7 +497,7 @@ func (r *Raiser) consumeOnce(ctx context.Context, q Queue, log zerolog.Logger) e
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		switch {
 		case err == nil:
-			r.handle(ctx, q, msg, log)
+			r.handleTraced(ctx, q, msg, log) // tracing.go
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, jetstream.ErrMsgIteratorClosed):

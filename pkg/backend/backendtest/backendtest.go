@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,7 @@ func Run(t *testing.T, newBackend Factory) {
 		{"DeadLetters", testDeadLetters},
 		{"ActivityTasks", testActivityTasks},
 		{"ActivityTimeoutsAndCancel", testActivityTimeoutsAndCancel},
+		{"TraceContextCarried", testTraceContextCarried},
 		{"Timers", testTimers},
 		{"Purge", testPurge},
 		{"ListPaging", testListPaging},
@@ -552,5 +554,49 @@ func testWatch(t *testing.T, b backend.Backend) {
 		case <-ctx.Done():
 			t.Fatal("the watch never saw the instance running")
 		}
+	}
+}
+
+// testTraceContextCarried: the trace context of a start, an event, a completion (on the tasks and
+// messages it sends) and an activity result reaches whoever takes them.
+func testTraceContextCarried(t *testing.T, b backend.Backend) {
+	ctx := ctxFor(t)
+	traceOf := func(span string) backend.TraceContext {
+		return backend.TraceContext{backend.HeaderTraceparent: "00-0af7651916cd43dd8448eb211c80319c-" + span + "-01", backend.HeaderTracestate: "k=" + span}
+	}
+	req := backend.StartRequest{InstanceID: "traced", Name: "Flow", StartID: uuid.NewString(), Time: time.Now().UTC(), Input: json.RawMessage(`1`), Trace: traceOf("00f067aa0ba902b7")}
+	if err := b.CreateInstance(ctx, req); err != nil {
+		t.Fatalf("creating: %v", err)
+	}
+	item := next(t, b, "traced")
+	if got := item.Messages[0].Trace; !maps.Equal(got, req.Trace) {
+		t.Fatalf("start message trace %v, want %v", got, req.Trace)
+	}
+	c := startCompletion(req, 1)
+	c.Actions = []history.Action{{Kind: history.ActionActivity, TaskID: 1, Name: "Work", Input: json.RawMessage(`"in"`)}}
+	c.Trace = traceOf("00f067aa0ba902b8")
+	if _, err := b.CompleteOrchestrationWorkItem(ctx, item, c); err != nil {
+		t.Fatalf("completing the start: %v", err)
+	}
+	task, err := b.NextActivityWorkItem(ctx, []string{"Work"})
+	if err != nil {
+		t.Fatalf("next activity: %v", err)
+	}
+	if !maps.Equal(task.Task.Trace, c.Trace) {
+		t.Fatalf("activity task trace %v, want the turn's %v", task.Task.Trace, c.Trace)
+	}
+	result := backend.TaskResult{Result: json.RawMessage(`"out"`), Trace: traceOf("00f067aa0ba902b9")}
+	if err := b.CompleteActivityWorkItem(ctx, task, result); err != nil {
+		t.Fatalf("completing the task: %v", err)
+	}
+	ev := event("traced", "Go", "true")
+	ev.Trace = backend.TraceContext{backend.HeaderTraceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902ba-01"}
+	send(t, b, ev)
+	got := collect(t, b, "traced", 2)
+	if !maps.Equal(got[0].Trace, result.Trace) {
+		t.Fatalf("result message trace %v, want the activity's %v", got[0].Trace, result.Trace)
+	}
+	if !maps.Equal(got[1].Trace, ev.Trace) {
+		t.Fatalf("event trace %v, want %v", got[1].Trace, ev.Trace)
 	}
 }

@@ -160,7 +160,7 @@ func (b *Backend) CreateInstance(ctx context.Context, req backend.StartRequest) 
 			// A start-with-event delivers its event to the running generation: its start
 			// message is queued anyway and the worker raises the event (as natsjs, which
 			// publishes every start message before it records the start).
-			b.enqueue(backend.Message{InstanceID: req.InstanceID, Kind: backend.KindStart, Data: data})
+			b.enqueue(backend.Message{InstanceID: req.InstanceID, Kind: backend.KindStart, Data: data, Trace: req.Trace})
 		}
 		return fmt.Errorf("starting %q: %w (status %s)", req.InstanceID, backend.ErrInstanceExists, inst.state.Status)
 	}
@@ -178,6 +178,7 @@ func (b *Backend) CreateInstance(ctx context.Context, req backend.StartRequest) 
 		return nil
 	}
 	b.notify(inst)
+	start.Trace = req.Trace
 	b.enqueue(start)
 	return nil
 }

@@ -126,6 +126,9 @@ func (b *Backend) CompleteOrchestrationWorkItem(ctx context.Context, item *backe
 		b.commit(inst, c)
 	}
 	for _, m := range c.Messages {
+		if m.Trace == nil {
+			m.Trace = c.Trace
+		}
 		b.enqueue(m)
 	}
 	b.giveBack(item.InstanceID, tok.msgs[c.Applied:], 0)
@@ -146,17 +149,18 @@ func (b *Backend) commit(inst *instance, c *backend.OrchestrationCompletion) {
 	inst.state = c.State
 	inst.state.Version = version
 	for _, a := range c.Actions {
-		b.schedule(&inst.state, a)
+		b.schedule(&inst.state, a, c.Trace)
 	}
 	b.notify(inst)
 }
 
-// schedule queues an action's task; b.mu must be held.
-func (b *Backend) schedule(s *backend.Instance, a history.Action) {
+// schedule queues an action's task, carrying the turn's trace context; b.mu must be held.
+func (b *Backend) schedule(s *backend.Instance, a history.Action, trace backend.TraceContext) {
 	switch a.Kind {
 	case history.ActionActivity:
 		b.seq++
 		t := &task{seq: b.seq, ActivityTask: backend.NewActivityTask(s.ID, s.Generation, a)}
+		t.Trace = trace
 		b.tasks = append(b.tasks, t)
 		b.signal()
 		if !t.ScheduleToCloseDeadline.IsZero() {
@@ -165,7 +169,7 @@ func (b *Backend) schedule(s *backend.Instance, a history.Action) {
 		}
 	case history.ActionTimer:
 		data, _ := json.Marshal(backend.TimerFired{Generation: s.Generation, TaskID: a.TaskID})
-		msg := backend.Message{InstanceID: s.ID, Kind: backend.KindTimer, Data: data}
+		msg := backend.Message{InstanceID: s.ID, Kind: backend.KindTimer, Data: data, Trace: trace}
 		key := timerKey{s.ID, s.Generation, a.TaskID}
 		if old := b.durable[key]; old != nil {
 			old.Stop() // scheduled again (a turn published again, a rewind): replaced
@@ -199,7 +203,7 @@ func (b *Backend) schedule(s *backend.Instance, a history.Action) {
 			Parent:  &history.ParentRef{InstanceID: s.ID, Generation: s.Generation, TaskID: a.TaskID, Rewind: a.Rewind},
 		}
 		data, _ := json.Marshal(req)
-		b.enqueue(backend.Message{InstanceID: a.InstanceID, Kind: backend.KindStart, Data: data})
+		b.enqueue(backend.Message{InstanceID: a.InstanceID, Kind: backend.KindStart, Data: data, Trace: trace})
 	}
 }
 
@@ -293,7 +297,7 @@ func (b *Backend) CompleteActivityWorkItem(ctx context.Context, item *backend.Ac
 	if err != nil {
 		return fmt.Errorf("encoding the result of activity %q: %w", task.Name, err)
 	}
-	msg := backend.Message{InstanceID: task.InstanceID, Kind: backend.KindResult, Data: data}
+	msg := backend.Message{InstanceID: task.InstanceID, Kind: backend.KindResult, Data: data, Trace: result.Trace}
 	if err := checkMessage(msg, b.maxPayload); err != nil {
 		return err
 	}

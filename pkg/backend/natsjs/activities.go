@@ -157,6 +157,7 @@ func (a *activityItems) hand(ctx context.Context, msg jetstream.Msg) {
 		}
 		return
 	}
+	task.Trace = backend.TraceFrom(msg.Headers().Get)
 	tok := &activityToken{msg: msg, task: task, stopBeat: make(chan struct{}), canceled: make(chan struct{}),
 		until: time.Now().Add(b.opts.activityAckWait)}
 	a.mu.Lock()
@@ -269,7 +270,7 @@ func (b *Backend) CompleteActivityWorkItem(ctx context.Context, item *backend.Ac
 	}
 	task := item.Task
 	result.Generation, result.TaskID, result.Rewind = task.Generation, task.TaskID, task.Rewind
-	err := b.Send(ctx, backend.Message{InstanceID: task.InstanceID, Kind: backend.KindResult, Data: mustJSON(result)})
+	err := b.Send(ctx, backend.Message{InstanceID: task.InstanceID, Kind: backend.KindResult, Data: mustJSON(result), Trace: result.Trace})
 	if err != nil {
 		return fmt.Errorf("sending the result of activity %q to %q: %w", task.Name, task.InstanceID, err)
 	}

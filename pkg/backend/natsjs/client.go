@@ -52,6 +52,7 @@ func (b *Backend) CreateInstance(ctx context.Context, req backend.StartRequest) 
 	if msg.Header.Get("Nats-Schedule") == "" {
 		msg.Header.Set(jetstream.MsgIDHeader, startMsgID(req.StartID))
 	}
+	req.Trace.SetOn(msg.Header.Set)
 	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("publishing start of %q: %w", req.InstanceID, err)
 	}
@@ -130,6 +131,7 @@ func (b *Backend) instanceMsg(m backend.Message) (*nats.Msg, error) {
 	}
 	msg := nats.NewMsg(subject)
 	msg.Data = m.Data
+	m.Trace.SetOn(msg.Header.Set)
 	switch {
 	case m.Kind == backend.KindResult:
 		var r backend.TaskResult

@@ -68,6 +68,9 @@ type turnRecord struct {
 	// State is the instance's state after the record. Its Input is stored in a generation's
 	// first record (and in pending records) only.
 	State storedState `json:"state"`
+	// Trace is the turn's trace context, set on the tasks and messages it publishes (kept so
+	// that they carry it when they are published again).
+	Trace backend.TraceContext `json:"trace,omitempty"`
 }
 
 // decodeRecord decodes the record stored at stream sequence seq.
@@ -334,6 +337,9 @@ func (b *Backend) publishTurn(ctx context.Context, turn *turnRecord) error {
 		}
 	}
 	for _, m := range turn.Messages {
+		if m.Trace == nil {
+			m.Trace = turn.Trace
+		}
 		msg, err := b.instanceMsg(m)
 		if err != nil {
 			return err

@@ -38,6 +38,7 @@ func (b *Backend) parseInto(m *inboxMessage, subject string, h nats.Header) {
 	}
 	m.InstanceID, m.Kind, m.EventName = id, backend.MessageKind(kind), name
 	m.MsgID = backend.EventID(h.Get)
+	m.Trace = backend.TraceFrom(h.Get)
 }
 
 // readInbox returns the instance's queued messages with after < seq < before, in order. It reads with batched direct gets (one request per
@@ -178,6 +179,7 @@ func (b *Backend) actionMsg(idTok string, turn *turnRecord, a history.Action) (*
 		msg := nats.NewMsg(b.names.ActivitySubject(nameTok))
 		msg.Data = mustJSON(backend.NewActivityTask(turn.InstanceID, turn.Generation, a))
 		msg.Header.Set(jetstream.MsgIDHeader, taskMsgID(idTok, turn.Generation, a.TaskID, a.Rewind))
+		turn.Trace.SetOn(msg.Header.Set)
 		return msg, nil
 	case history.ActionTimer:
 		// A scheduled message: the server publishes its body to the target when due. Schedules
@@ -196,6 +198,7 @@ func (b *Backend) actionMsg(idTok string, turn *turnRecord, a history.Action) (*
 		msg.Data = mustJSON(backend.TimerFired{Generation: 0, TaskID: a.TaskID})
 		msg.Header.Set("Nats-Schedule", "@at "+time.Now().UTC().Format(time.RFC3339Nano))
 		msg.Header.Set("Nats-Schedule-Target", b.names.InstanceSubject(idTok, string(backend.KindTimer)))
+		turn.Trace.SetOn(msg.Header.Set)
 		return msg, nil
 	case history.ActionSubOrchestration:
 		childTok, err := b.idToken(a.InstanceID)
@@ -210,7 +213,23 @@ func (b *Backend) actionMsg(idTok string, turn *turnRecord, a history.Action) (*
 		msg := nats.NewMsg(b.names.InstanceSubject(childTok, string(backend.KindStart)))
 		msg.Data = mustJSON(req)
 		msg.Header.Set(jetstream.MsgIDHeader, startMsgID(req.StartID))
+		turn.Trace.SetOn(msg.Header.Set)
 		return msg, nil
 	}
 	return nil, fmt.Errorf("unknown action kind %q", a.Kind)
+}
+
+// withTrace returns messages with trace set on those that carry no trace context of their own.
+func withTrace(messages []backend.Message, trace backend.TraceContext) []backend.Message {
+	if trace == nil {
+		return messages
+	}
+	out := make([]backend.Message, len(messages))
+	for i, m := range messages {
+		if m.Trace == nil {
+			m.Trace = trace
+		}
+		out[i] = m
+	}
+	return out
 }

@@ -482,7 +482,7 @@ func (b *Backend) CompleteOrchestrationWorkItem(ctx context.Context, item *backe
 		}
 	}
 	if len(c.Events) == 0 {
-		if err := b.publishMessages(ctx, c.Messages); err != nil {
+		if err := b.publishMessages(ctx, withTrace(c.Messages, c.Trace)); err != nil {
 			return nil, err
 		}
 		tok.done = true
@@ -519,6 +519,7 @@ func (w *workItems) commit(ctx context.Context, id string, tok *itemToken, c *ba
 		Generation: c.State.Generation,
 		Messages:   c.Messages,
 		State:      storedState{Instance: c.State},
+		Trace:      c.Trace,
 	}
 	var expect uint64
 	if prev != nil {
