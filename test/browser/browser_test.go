@@ -92,6 +92,11 @@ func newBrowser(t *testing.T, path string, dev *devProcess) *browser {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			_ = os.RemoveAll(shots) // kept, with the screenshots, when the test fails
+		}
+	})
 	return &browser{t: t, ctx: ctx, dev: dev, shots: shots}
 }
 
