@@ -124,5 +124,5 @@ func shorten(s string, n int) string { return timeline.Shorten(s, n) }
 
 // printHistory writes a history as the timeline `jetflow history` prints.
 func printHistory(w io.Writer, events []history.Event, now time.Time) {
-	_ = timeline.Build(events, now).WriteText(w, now)
+	_ = timeline.Build(events).WriteText(w, now)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/timeline"
@@ -42,7 +41,7 @@ func (a *api) timeline(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, timeline.Build(events, time.Now()))
+	writeJSON(w, http.StatusOK, timeline.Build(events))
 }
 
 // DeadLetterResponse is one dead letter as GET deadletters lists it: the stored record and

@@ -7,8 +7,8 @@ import (
 )
 
 // Build returns the timeline of events, the history of one generation as the backend returns
-// it. now only words the summaries of timers ("in 5s"); the model does not depend on it.
-func Build(events []history.Event, now time.Time) *Timeline {
+// it. It depends on nothing else (not the clock): the same history gives the same timeline.
+func Build(events []history.Event) *Timeline {
 	b := &builder{
 		tl: &Timeline{
 			Entries: []Entry{}, Turns: []Turn{}, Activities: []Activity{}, Timers: []Timer{},
@@ -20,7 +20,7 @@ func Build(events []history.Event, now time.Time) *Timeline {
 		b.tl.Start = events[0].Timestamp
 	}
 	for _, ev := range events {
-		b.add(ev, now)
+		b.add(ev)
 	}
 	b.inferConsumption()
 	return b.tl
@@ -36,7 +36,7 @@ type builder struct {
 }
 
 // add records one event: its entry, its turn and what it does to the tasks and events.
-func (b *builder) add(ev history.Event, now time.Time) {
+func (b *builder) add(ev history.Event) {
 	if ev.Type == history.OrchestratorStarted {
 		b.turn++
 		b.tl.Turns = append(b.tl.Turns, Turn{Number: b.turn, Time: ev.Timestamp, FirstEntry: len(b.tl.Entries)})
@@ -44,7 +44,7 @@ func (b *builder) add(ev history.Event, now time.Time) {
 	b.tl.Entries = append(b.tl.Entries, Entry{
 		Time: ev.Timestamp, Offset: Duration(ev.Timestamp.Sub(b.tl.Start)), Turn: b.turn,
 		Type: ev.Type, TaskID: ev.TaskID, Name: ev.Name, InstanceID: ev.InstanceID,
-		Summary: describeEvent(ev, b.turn, now),
+		Summary: describeEvent(ev, b.turn),
 	})
 	if b.turn > 0 {
 		t := &b.tl.Turns[b.turn-1]

@@ -10,12 +10,15 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/history"
 )
 
+// timeLayout is how times are written: UTC, to the millisecond.
+const timeLayout = "2006-01-02 15:04:05.000Z"
+
 // maxShownInSummary is how much of a JSON value an entry's summary shows.
 const maxShownInSummary = 120
 
 // describeEvent summarizes the fields that matter for each event type; turn is the number of
 // the turn the event belongs to.
-func describeEvent(ev history.Event, turn int, now time.Time) string {
+func describeEvent(ev history.Event, turn int) string {
 	var parts []string
 	switch ev.Type {
 	case history.OrchestratorStarted:
@@ -41,13 +44,13 @@ func describeEvent(ev history.Event, turn int, now time.Time) string {
 			parts = append(parts, fmt.Sprintf("reruns #%d", id))
 		}
 	default:
-		parts = describeTaskEvent(ev, now)
+		parts = describeTaskEvent(ev)
 	}
 	return joinParts(parts)
 }
 
 // describeTaskEvent summarizes the events of tasks and raised events.
-func describeTaskEvent(ev history.Event, now time.Time) []string {
+func describeTaskEvent(ev history.Event) []string {
 	switch ev.Type {
 	case history.TaskScheduled:
 		return []string{taskPart(ev), ev.Name, jsonPart("input", ev.Input)}
@@ -56,7 +59,7 @@ func describeTaskEvent(ev history.Event, now time.Time) []string {
 	case history.TaskFailed, history.SubOrchestrationInstanceFailed:
 		return []string{taskPart(ev), failurePart(ev)}
 	case history.TimerCreated:
-		return []string{taskPart(ev), "fires " + FormatTime(ev.FireAt, now)}
+		return []string{taskPart(ev), "fires " + ev.FireAt.UTC().Format(timeLayout)}
 	case history.TimerFired:
 		return []string{taskPart(ev)}
 	case history.SubOrchestrationInstanceCreated:
@@ -124,7 +127,7 @@ func FormatTime(t, now time.Time) string {
 	if d < 0 {
 		rel = "in " + RoundDuration(-d).String()
 	}
-	return fmt.Sprintf("%s (%s)", t.UTC().Format("2006-01-02 15:04:05.000Z"), rel)
+	return fmt.Sprintf("%s (%s)", t.UTC().Format(timeLayout), rel)
 }
 
 // RoundDuration rounds d for people: to milliseconds below a second, seconds below an hour,

@@ -27,7 +27,7 @@ func TestBuild_ApprovalTurnsActivityAndConsumedEvent(t *testing.T) {
 		history.NewOrchestratorStarted(at(1250)),
 		history.NewTaskCompleted(at(1200), 1, raw(`"ok"`)),
 		history.NewExecutionCompleted(at(1250), history.StatusCompleted, raw(`"approved"`), nil),
-	}, at(2000))
+	})
 
 	if got := len(tl.Turns); got != 3 {
 		t.Fatalf("turns = %d, want 3", got)
@@ -71,7 +71,7 @@ func TestBuild_RetryIsOneCallWithTwoAttempts(t *testing.T) {
 		history.NewTaskScheduled(at(1100), 4, "Other", nil),
 		history.NewOrchestratorStarted(at(1300)),
 		history.NewTaskCompleted(at(1150), 3, raw(`"paid"`)),
-	}, at(2000))
+	})
 
 	if len(tl.Activities) != 2 {
 		t.Fatalf("activities = %d, want 2 (Charge with its retry, Other)", len(tl.Activities))
@@ -108,7 +108,7 @@ func TestBuild_TimerThatDelaysNoRetry(t *testing.T) {
 		history.NewOrchestratorStarted(at(30)),
 		history.NewTimerFired(at(30), 2),
 		history.NewTaskScheduled(at(30), 3, "Work", nil),
-	}, at(40))
+	})
 	// The timer was not created in the turn #1's failure arrived: #3 is a new call.
 	if len(tl.Activities) != 2 || tl.Timers[0].RetryOf != 0 {
 		t.Errorf("activities = %d, timer retryOf = %d; want 2 calls and no retry", len(tl.Activities), tl.Timers[0].RetryOf)
@@ -127,7 +127,7 @@ func TestBuild_BufferedEventIsConsumedWhenTheOrchestratorGoesOn(t *testing.T) {
 		history.NewTimerCreated(at(20), 2, at(99)),
 		history.NewOrchestratorStarted(at(30)),
 		history.NewEventRaised(at(30), "Late", nil, ""),
-	}, at(40))
+	})
 	early, late := tl.Events[0], tl.Events[1]
 	if early.Turn != 2 || early.ConsumedTurn != 3 || !early.ConsumedAt.Equal(at(20)) {
 		t.Errorf("Early = %+v, want arrived in turn 2, consumed in turn 3", early)
@@ -156,7 +156,7 @@ func TestBuild_RewindRunsFailedTasksAgain(t *testing.T) {
 		history.NewOrchestratorStarted(at(200)),
 		history.NewTaskCompleted(at(150), 1, raw(`1`)),
 		history.NewSubOrchestrationCompleted(at(200), 2, raw(`2`)),
-	}, at(300))
+	})
 	a := tl.Activities[0]
 	if a.Outcome != Completed || len(a.Attempts) != 2 || !a.Attempts[0].Rewound || a.Attempts[1].TaskID != 1 {
 		t.Fatalf("activity = %+v, want a rewound failed attempt then a completed one of task 1", a)
@@ -180,7 +180,7 @@ func TestBuild_IgnoresResultsOfUnknownOrEndedTasks(t *testing.T) {
 		history.NewTaskFailed(at(10), 1, &history.Failure{Message: "late"}),
 		history.NewTaskCompleted(at(10), 9, raw(`9`)),
 		history.NewTimerFired(at(10), 7),
-	}, at(20))
+	})
 	if a := tl.Activities[0]; a.Outcome != Completed || a.Attempts[0].Failure != nil {
 		t.Errorf("activity = %+v, want its first result kept", a)
 	}
@@ -190,7 +190,7 @@ func TestBuild_IgnoresResultsOfUnknownOrEndedTasks(t *testing.T) {
 }
 
 func TestBuild_EmptyHistoryEncodesEmptyLists(t *testing.T) {
-	out, err := json.Marshal(Build(nil, t0))
+	out, err := json.Marshal(Build(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestWriteText(t *testing.T) {
 		history.NewTaskFailed(at(100), 1, &history.Failure{Message: "declined"}),
 		history.NewTimerCreated(at(100), 2, at(5000)),
 		history.NewEventRaised(at(100), "Cancel", raw(`{}`), "c-1"),
-	}, at(0))
+	})
 	var buf bytes.Buffer
 	if err := tl.WriteText(&buf, at(1000)); err != nil {
 		t.Fatal(err)
@@ -236,7 +236,8 @@ func TestWriteText(t *testing.T) {
 		"activities (1)",
 		"#1  Charge  attempt 1  failed in 100ms: declined",
 		"timers (1)",
-		"fires 2026-01-02 03:04:10.000Z (in 4s)",
+		"#2  fires 2026-01-02 03:04:10.000Z\n",
+		"#2  turn 2  fires 2026-01-02 03:04:10.000Z (in 4s)",
 		"events raised (1)",
 		"Cancel  arrived 03:04:05.100 (turn 2)  consumed in turn 2",
 	} {

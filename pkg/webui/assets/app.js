@@ -116,6 +116,16 @@ function add(n, children) {
   return n;
 }
 
+// changed reports whether data differs from what box last showed, and remembers it: a live
+// refresh renders again only what changed, so focus and text selection survive it.
+const shown = new WeakMap();
+function changed(box, data) {
+  const key = JSON.stringify(data);
+  if (shown.get(box) === key) return false;
+  shown.set(box, key);
+  return true;
+}
+
 // fill replaces n's children.
 function fill(n, ...children) {
   n.replaceChildren();
@@ -265,9 +275,11 @@ async function renderCounts(params, box) {
       pages++;
     } while (token && pages < COUNT_PAGES);
   } catch (e) {
+    shown.delete(box);
     fill(box, el('span', { class: 'error' }, 'Counts: ' + e));
     return;
   }
+  if (!changed(box, [tally, total, token])) return;
   const more = token ? '+' : '';
   const link = (status, n) => {
     const p = new URLSearchParams(params);
@@ -291,9 +303,12 @@ async function renderList(params, box) {
   try {
     r = await call('GET', '/instances', { query: q, headers: token ? { [TOKEN_HEADER]: token } : {} });
   } catch (e) {
+    shown.delete(box);
     fill(box, el('p', { class: 'error', role: 'alert' }, 'Listing instances failed: ' + e));
     return;
   }
+  const next = r.headers.get(TOKEN_HEADER);
+  if (!changed(box, [r.data, next])) return;
   const name = (params.get('name') || '').toLowerCase();
   const rows = (r.data || []).filter((s) => !name || s.name.toLowerCase().includes(name)).map((s) =>
     el('tr', { 'data-instance-id': s.instanceId },
@@ -302,7 +317,6 @@ async function renderList(params, box) {
       el('td', {}, badge(s.runtimeStatus)),
       el('td', {}, utc(s.createdTime)),
       el('td', {}, utc(s.lastUpdatedTime))));
-  const next = r.headers.get(TOKEN_HEADER);
   const pager = el('nav', { class: 'pager', 'aria-label': 'Pages' },
     token ? el('a', { href: pageURL(params, ''), id: 'first-page' }, 'First page') : null,
     next ? el('a', { href: pageURL(params, next), id: 'next-page', rel: 'next' }, 'Next page') : null);
@@ -349,14 +363,15 @@ async function refreshInstance(view) {
       call('GET', instancePath(view.id, '/timeline')).then((r) => r.data),
     ]);
   } catch (e) {
+    shown.delete(view.statusBox);
     fill(view.statusBox, el('h2', { id: 'status-h' }, 'Status'),
       el('p', { class: 'error', id: 'status-error' }, e.status === 404 ? 'No such instance (it may have been purged).' : 'Loading failed: ' + e));
     view.ended = e.status === 404;
     return;
   }
   view.ended = TERMINAL.has(status.runtimeStatus);
-  renderStatus(view.statusBox, status);
-  renderTimeline(view.timelineBox, tl);
+  if (changed(view.statusBox, status)) renderStatus(view.statusBox, status);
+  if (changed(view.timelineBox, tl)) renderTimeline(view.timelineBox, tl);
 }
 
 function renderStatus(box, s) {
