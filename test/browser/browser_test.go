@@ -78,15 +78,30 @@ type browser struct {
 	shots string // where failures leave screenshots
 }
 
+// browserStarts is how many times newBrowser tries to start Chromium: on a busy machine it now
+// and then crashes while starting, which says nothing about the UI.
+const browserStarts = 3
+
 func newBrowser(t *testing.T, path string, dev *devProcess) *browser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.WindowSize(1280, 1000))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil { // starts the browser, with no deadline (see chromedp.Run)
-		t.Fatalf("starting %s: %v", path, err)
+		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 1000))
+	var ctx context.Context
+	for try := 1; ; try++ {
+		actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+		c, cancel := chromedp.NewContext(actx)
+		err := chromedp.Do(c) // starts the browser, with no deadline (see chromedp.Run)
+		if err == nil {
+			ctx = c
+			t.Cleanup(func() { cancel(); cancelAlloc() })
+			break
+		}
+		cancel()
+		cancelAlloc()
+		if try == browserStarts {
+			t.Fatalf("starting %s failed %d times; the last: %v", path, try, err)
+		}
+		t.Logf("starting %s (try %d of %d): %v", path, try, browserStarts, err)
 	}
 	shots, err := os.MkdirTemp("", "jetflow-browser-test-")
 	if err != nil {
