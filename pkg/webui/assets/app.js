@@ -179,7 +179,12 @@ function ms(n) {
   return (Math.round(n / 6000) / 10) + ' min';
 }
 
+// table makes a table; each cell gets its column's name in data-label, which a phone-width
+// layout shows beside the value (each row a card).
 function table(caption, headers, rows, attrs = {}) {
+  for (const r of rows) {
+    [...r.children].forEach((td, i) => td.setAttribute('data-label', headers[i] || ''));
+  }
   return el('div', { class: 'scroll' },
     el('table', attrs,
       el('caption', {}, caption),
