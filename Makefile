@@ -33,11 +33,13 @@ run:
 E2E_PKGS ?= ./orchestration ./pkg/engine ./pkg/httpapi ./pkg/raiser
 
 ## test: every package, with the race detector where available; then the end-to-end suites with
-## the executor cache off
+## the executor cache off; then the web UI in headless Chromium (test/browser, its own module;
+## skipped without chromium unless JETFLOW_REQUIRE_BROWSER=1)
 test:
 	@if [ -z "$(RACE)" ]; then echo "note: no cgo/C compiler, testing without -race"; fi
 	$(GO) test $(RACE) -count=1 -timeout 10m ./...
 	JETFLOW_TEST_CACHE_SIZE=0 $(GO) test $(RACE) -count=1 -timeout 5m $(E2E_PKGS)
+	cd test/browser && $(GO) test -count=1 -timeout 10m ./...
 
 # make fuzz: each fuzz target runs for FUZZTIME, one after another (go test -fuzz takes one target
 # of one package at a time). Findings are written to the package's testdata/fuzz/<target>/, which

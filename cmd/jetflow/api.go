@@ -20,6 +20,7 @@ import (
 	"github.com/jetflow-dev/jetflow/pkg/backend/natsjs"
 	"github.com/jetflow-dev/jetflow/pkg/engine"
 	"github.com/jetflow-dev/jetflow/pkg/httpapi"
+	"github.com/jetflow-dev/jetflow/pkg/webui"
 )
 
 const apiAbout = `
@@ -29,7 +30,8 @@ NATS server. Workers run separately (jetflow worker). Requests must carry one of
 ?code=KEY or in the x-functions-key header; with no key configured the API is open to anyone
 who can reach it, and a warning says so. Starting an orchestrator that no live worker serves is
 refused with 400 (see 'jetflow workers'), unless --allow-unknown-names (for deploying the API
-before the workers). Stops cleanly on SIGINT or SIGTERM.
+before the workers). The web UI is served under http://<listen>/ui/ (its
+pages call the API, so the key is entered there). Stops cleanly on SIGINT or SIGTERM.
 `
 
 // The API's settings; `dev` uses them with an "api-" prefix on the flags.
@@ -222,7 +224,7 @@ func startAPI(c apiConfig, client httpapi.Client, log zerolog.Logger, tp trace.T
 		return nil, fmt.Errorf("HTTP API: %w", err)
 	}
 	a := &apiServer{
-		srv:  &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second},
+		srv:  &http.Server{Handler: withWebUI(h), ReadHeaderTimeout: 10 * time.Second},
 		ln:   ln,
 		done: make(chan error, 1),
 	}
@@ -233,7 +235,7 @@ func startAPI(c apiConfig, client httpapi.Client, log zerolog.Logger, tp trace.T
 		}
 		a.done <- err
 	}()
-	log.Info().Str("url", a.URL()).Int("keys", len(keys)).Msg("serving the HTTP API")
+	log.Info().Str("url", a.URL()).Str("ui", a.UIURL()).Int("keys", len(keys)).Msg("serving the HTTP API and the web UI")
 	if len(keys) == 0 {
 		log.Warn().Str("url", a.URL()).Msg(fmt.Sprintf("WARNING: the HTTP API has NO KEYS: anyone who can reach it can start, "+
 			"raise events on, terminate and purge instances. Set --%s%s, --%s%s or %s",
@@ -241,6 +243,21 @@ func startAPI(c apiConfig, client httpapi.Client, log zerolog.Logger, tp trace.T
 	}
 	return a, nil
 }
+
+// withWebUI serves the web UI (package webui) under /ui/ beside the API, and redirects / to it.
+// The UI's pages hold no data: they call the API, which checks the key.
+func withWebUI(api http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	ui := webui.Handler()
+	mux.Handle(webui.Path, ui)
+	mux.Handle(webui.PathNoSlash, ui)
+	mux.Handle("GET /{$}", http.RedirectHandler(webui.Path, http.StatusFound))
+	mux.Handle("/", api)
+	return mux
+}
+
+// UIURL is the web UI's URL.
+func (a *apiServer) UIURL() string { return "http://" + a.Addr() + webui.Path }
 
 // Stop shuts the server down (waiting up to httpShutdownGrace for requests in flight) and returns
 // Serve's error.
@@ -298,7 +315,9 @@ func printAPIBanner(w io.Writer, d *devServer) {
 
   curl -i -X POST %[1]sorchestrators/BudgetApproval -H 'Content-Type: application/json' -d '{"amountCents": 500000}'
 
-`, d.api.URL())
+The web UI is at %[2]s
+
+`, d.api.URL(), d.api.UIURL())
 }
 
 func runAPI(ctx context.Context, env *Env, args []string) error {

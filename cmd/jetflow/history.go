@@ -11,8 +11,10 @@ import (
 const historyAbout = `
 Prints the history of an instance's current generation as a timeline: one event a line, with
 its time, its offset from the first event, its type and what matters about it (task numbers,
-names, inputs and results shortened). --json prints the events as JSON, in full. Exit code 3 if
-there is no such instance.
+names, inputs and results shortened); then each activity call with its attempts and their
+durations, the timers, the raised events with the turn that consumed each, and the
+sub-orchestrations (the model the web UI shows, package timeline). --json prints the events
+as JSON, in full. Exit code 3 if there is no such instance.
 `
 
 func runHistory(ctx context.Context, env *Env, args []string) error {

@@ -25,6 +25,8 @@
 //	POST   instances/{instanceId}/rewind?reason=         rewind a failed instance: 202; 400 if it is
 //	                                                     pending, running or suspended; 404; 410 if it
 //	                                                     completed or was terminated
+//	GET    instances/{instanceId}/timeline               the history as a timeline (jetflow only; ui.go)
+//	GET    deadletters?after=&top=                       dead letters (jetflow only; ui.go)
 //
 // Start with event (Temporal's signal-with-start; not in Durable Functions) starts the instance
 // unless it is pending, running or suspended, and raises the event on it either way, atomically
@@ -208,6 +210,9 @@ func New(client Client, opts Options) http.Handler {
 	a.mux.HandleFunc("DELETE "+p+"instances", a.purgeMany)
 	a.mux.HandleFunc("DELETE "+p+"instances/{$}", a.purgeMany)
 	a.mux.HandleFunc(p+"entities/", a.notImplemented("entities"))
+	// jetflow's own, for the web UI (ui.go).
+	a.mux.HandleFunc("GET "+p+"instances/{instanceId}/timeline", a.timeline)
+	a.mux.HandleFunc("GET "+p+"deadletters", a.deadLetters)
 	return a
 }
 
