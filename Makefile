@@ -37,8 +37,8 @@ E2E_PKGS ?= ./orchestration ./pkg/engine ./pkg/httpapi ./pkg/raiser
 ## skipped without chromium unless JETFLOW_REQUIRE_BROWSER=1)
 test:
 	@if [ -z "$(RACE)" ]; then echo "note: no cgo/C compiler, testing without -race"; fi
-	$(GO) test $(RACE) -count=1 -timeout 10m ./...
-	JETFLOW_TEST_CACHE_SIZE=0 $(GO) test $(RACE) -count=1 -timeout 5m $(E2E_PKGS)
+	$(GO) test $(RACE) -count=1 -timeout 20m ./...
+	JETFLOW_TEST_CACHE_SIZE=0 $(GO) test $(RACE) -count=1 -timeout 10m $(E2E_PKGS)
 	cd test/browser && $(GO) test -count=1 -timeout 10m ./...
 
 # make fuzz: each fuzz target runs for FUZZTIME, one after another (go test -fuzz takes one target
